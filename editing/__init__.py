@@ -1,0 +1,1 @@
+"""faceaug: editing package."""

@@ -1,0 +1,1 @@
+"""faceaug: pipeline package."""

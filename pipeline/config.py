@@ -1,0 +1,257 @@
+"""The typed run configuration: one frozen object, built from a named profile plus overrides.
+
+    cfg = load_config("demo", overrides=["verifier.steps=2000", "data.image_size=48"])
+
+Every model forbids unknown keys and validates values on load, so a typo fails with
+the key named instead of passing silently. The same object is the Prefect flow
+parameter, is saved as `config.json` beside every output, and goes inside every
+checkpoint, so a model can be rebuilt from its file alone. Networks never take this
+object: the code that builds them passes plain arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.attributes import EDITED_ATTRIBUTES
+
+PROFILES = ("tiny", "demo", "evidence", "paper")
+CONFIG_FILENAME = "config.json"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names every offending key."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class SyntheticData(_Frozen):
+    """Parameters of the synthetic benchmark (see pipeline/synth)."""
+
+    identities: int = Field(400, ge=4, description="CelebA-format identities to render")
+    images_per_identity: int = Field(20, ge=1, description="median images per identity (CelebA: 21)")
+    fixed_count: bool = Field(False, description="every identity gets exactly images_per_identity images")
+    render_size: int = Field(64, ge=16, le=512, description="side of the rendered square images, px")
+    lfw_identities: int = Field(200, ge=4, description="LFW-format identities (disjoint from the CelebA ones)")
+    lfw_pairs_per_fold: int | None = Field(None, ge=1, description="matched (= mismatched) pairs per fold; None fits the identities")
+    seed: int = 0
+
+
+class DataConfig(_Frozen):
+    source: Literal["synthetic", "celeba"] = "synthetic"
+    synthetic: SyntheticData = SyntheticData()
+    celeba_dir: Path | None = Field(None, description="root of a real CelebA tree (img_align_celeba/, list_*.txt)")
+    lfw_dir: Path | None = Field(None, description="root of a real LFW tree (lfw/, pairs.txt)")
+    image_size: int = Field(64, ge=16, le=512, description="side of the square images models see")
+    split: Literal["paper", "official"] = Field("paper", description="paper: the most-imaged identities train, the rest test")
+    test_identities: int = Field(2000, ge=1, description="identities held out for testing by the paper split")
+    lfw_crop_fraction: float = Field(0.6, gt=0.1, le=1.0, description="centre square kept from LFW images before resizing")
+    on_bad_image: Literal["error", "skip"] = Field("error", description="skip: count and list bad images instead of failing")
+    shard_rows: int = Field(2048, ge=16, description="rows per Parquet shard")
+
+    @model_validator(mode="after")
+    def _real_paths(self) -> "DataConfig":
+        if self.source == "celeba" and (self.celeba_dir is None or self.lfw_dir is None):
+            raise ValueError("data.source 'celeba' needs data.celeba_dir and data.lfw_dir")
+        return self
+
+
+class SaganParams(_Frozen):
+    """SaGAN architecture and losses; defaults are the paper's (Tables 1-2, sections 2-3)."""
+
+    g_conv_dim: int = Field(32, ge=4, description="channels of the first generator conv (paper: 32)")
+    g_downsamples: int = Field(3, ge=1, le=4, description="stride-2 convs in AMN/SAN (paper: 3)")
+    g_res_blocks: int = Field(4, ge=0, description="residual blocks in AMN/SAN (paper: 4)")
+    d_conv_dim: int = Field(32, ge=4, description="channels of the first discriminator conv (paper: 32)")
+    d_layers: int = Field(6, ge=2, le=8, description="stride-2 convs in D (paper: 6)")
+    lambda_gp: float = Field(10.0, ge=0)
+    lambda_cls: float = Field(1.0, ge=0, description="weight of the attribute losses (paper: 1, eqs. 3 and 11)")
+    lambda_dual: float = Field(20.0, ge=0, description="λ1, dual reconstruction")
+    lambda_identity: float = Field(100.0, ge=0, description="λ2, identity reconstruction")
+    mask_l1: float = Field(0.0, ge=0, description="L1 penalty on the attention mask; not in the paper")
+    mask_tv: float = Field(0.0, ge=0, description="total-variation penalty on the mask; not in the paper")
+
+
+class EditorConfig(_Frozen):
+    name: str = Field("sagan", description="registered editor name (faceaug editors list)")
+    attributes: tuple[str, ...] = tuple(EDITED_ATTRIBUTES)
+    iterations: int = Field(2000, ge=1, description="generator updates per attribute")
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    n_critic: int = Field(3, ge=1, description="discriminator updates per generator update (paper: 3)")
+    sagan: SaganParams = SaganParams()
+    params: dict[str, Any] = Field(default_factory=dict, description="extra parameters for plugin editors")
+    checkpoint_every: int = Field(500, ge=1)
+    sample_every: int = Field(500, ge=1)
+    threads: int = Field(0, ge=0, description="torch threads per training process; 0 = let the stage decide")
+
+    @field_validator("attributes")
+    @classmethod
+    def _known_attributes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [a for a in value if a not in EDITED_ATTRIBUTES]
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {unknown}; choose from {list(EDITED_ATTRIBUTES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("attributes are listed twice")
+        return value
+
+
+class VerifierConfig(_Frozen):
+    arch: str = Field("resnet18", description="timm model name, trained from scratch")
+    embedding_dim: int = Field(512, ge=8)
+    head: Literal["cosface", "arcface"] = "cosface"
+    margin: float = Field(0.35, ge=0, description="CosFace m (0.35) or ArcFace m (0.5)")
+    scale: float = Field(30.0, gt=0, description="logit scale s")
+    steps: int = Field(2000, ge=1, description="optimiser steps per arm and seed (equal compute across arms)")
+    budget: Literal["equal_steps", "equal_epochs"] = "equal_steps"
+    epochs: int = Field(10, ge=1, description="epochs per arm when budget is equal_epochs")
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    arms: tuple[str, ...] = Field(("baseline", "aug-eyeglasses", "aug-mouth_slightly_open", "aug-smiling", "aug-no_beard", "aug-all"))
+    seeds: tuple[int, ...] = (0,)
+    threads: int = Field(0, ge=0)
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = {"baseline", "aug-all", *(f"aug-{a}" for a in EDITED_ATTRIBUTES)}
+        unknown = [a for a in value if a not in allowed]
+        if unknown:
+            raise ValueError(f"unknown arm(s) {unknown}; choose from {sorted(allowed)}")
+        return value
+
+
+class EvaluationConfig(_Frozen):
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for confidence intervals")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    far_levels: tuple[float, ...] = (1e-3, 1e-2)
+    target_seed: int = Field(0, description="seed choosing each CelebA test identity's target image")
+
+
+class RunConfig(_Frozen):
+    profile: str = "custom"
+    seed: int = 0
+    output_dir: Path = Path("data/runs/custom")
+    workers: int = Field(0, ge=0, description="processes for parallel stages; 0 = number of CPU cores")
+    data: DataConfig = DataConfig()
+    editor: EditorConfig = EditorConfig()
+    verifier: VerifierConfig = VerifierConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the resolved config beside an output (`config.json`)."""
+        path = Path(directory) / CONFIG_FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.to_json() + "\n")
+        tmp.replace(path)
+        return path
+
+
+def profile_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a named profile."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
+    text = resources.files("pipeline.profiles").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def parse_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """`["a.b=1", "c=[x, y]"]` or a nested mapping -> a nested dict. Values are parsed as YAML."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, Mapping):
+        return _nest(dict(overrides))
+    flat: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
+        flat[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return _nest(flat)
+
+
+def load_config(
+    profile: str = "demo",
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Profile + overrides -> a validated RunConfig; errors name the offending keys."""
+    merged = _deep_merge(profile_dict(profile), parse_overrides(overrides))
+    merged.setdefault("profile", profile)
+    merged.setdefault("output_dir", f"data/runs/{profile}")
+    return validate_config(merged)
+
+
+def validate_config(data: Mapping[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def read_config(path: str | Path) -> RunConfig:
+    """Load a saved `config.json` (or a directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_FILENAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no saved config there") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    return validate_config(data)
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"config key '{key}': unknown key")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            lines.append(f"config key '{key}': {err['msg']}{shown}")
+    return "invalid run config:\n  " + "\n  ".join(lines)
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = nested
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {key!r} conflicts with a value set for {part!r}")
+            node = child
+        if isinstance(value, Mapping):
+            value = _nest(dict(value))
+        node[parts[-1]] = value
+    return nested
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,162 @@
+"""Decoding and preprocessing of face images, with bad input reported by file.
+
+Every image that enters the pipeline goes through `load_rgb` (decode, convert to
+8-bit RGB, record what was converted) and `preprocess` (the paper's aligned crop
+and resize). Pixels stay uint8 until a model needs them; `to_model_range` maps
+them to [-1, 1] as the paper does (section 3: "the input image has been
+normalized to [-1,1]").
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# Smaller images than this cannot hold a face worth editing; they are rejected.
+MIN_SIDE = 16
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class ImageReport:
+    """Counts of what was converted or skipped while loading a set of images."""
+
+    converted: dict[str, int] = field(default_factory=dict)  # e.g. {"grayscale->RGB": 3}
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def note(self, conversion: str) -> None:
+        self.converted[conversion] = self.converted.get(conversion, 0) + 1
+
+    def merge(self, other: "ImageReport") -> None:
+        for key, n in other.converted.items():
+            self.converted[key] = self.converted.get(key, 0) + n
+        self.skipped.extend(other.skipped)
+
+    def as_dict(self) -> dict:
+        return {
+            "converted": dict(sorted(self.converted.items())),
+            "skipped": len(self.skipped),
+            "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+
+def decode_rgb(data: bytes, name: str, report: ImageReport | None = None) -> np.ndarray:
+    """Decode encoded image bytes to an HxWx3 uint8 array, converting modes as needed.
+
+    Grayscale, palette, CMYK, 16-bit and alpha images are converted to RGB (alpha is
+    composited on black, which is what a viewer shows for CelebA-style crops) and
+    counted in `report`. Truncated or undecodable data raises BadImageError naming `name`.
+    """
+    if not data:
+        raise BadImageError(name, "file is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # forces a full decode: a truncated JPEG fails here, not later
+            mode = im.mode
+            if mode == "RGB":
+                rgb = im
+            elif mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                rgb = Image.new("RGB", rgba.size, (0, 0, 0))
+                rgb.paste(rgba, mask=rgba.getchannel("A"))
+                _note(report, f"{mode}->RGB (alpha dropped)")
+            elif mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr16 = np.asarray(im, dtype=np.float64)
+                top = max(float(arr16.max()), 1.0)
+                gray = Image.fromarray((arr16 / top * 255.0).round().astype(np.uint8))
+                rgb = gray.convert("RGB")
+                _note(report, f"{mode}->RGB")
+            else:  # L, P, CMYK, YCbCr, 1, F ...
+                rgb = im.convert("RGB")
+                _note(report, f"{mode}->RGB")
+            arr = np.asarray(rgb, dtype=np.uint8)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImageError(name, "not a recognisable image file") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL reports truncation as OSError
+        raise BadImageError(name, f"cannot decode image ({exc})") from None
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise BadImageError(name, f"decoded to unexpected shape {arr.shape}")
+    h, w = arr.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise BadImageError(name, f"image is {w}x{h}, smaller than the {MIN_SIDE}px minimum")
+    return np.ascontiguousarray(arr)
+
+
+def load_rgb(path: str | Path, report: ImageReport | None = None) -> np.ndarray:
+    """Read and decode one image file (see `decode_rgb`); a missing file raises BadImageError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadImageError(path, "file does not exist") from None
+    except IsADirectoryError:
+        raise BadImageError(path, "is a directory, not an image") from None
+    except OSError as exc:
+        raise BadImageError(path, f"cannot read file ({exc})") from None
+    return decode_rgb(data, str(path), report)
+
+
+def center_square_crop(arr: np.ndarray, crop_fraction: float = 1.0) -> np.ndarray:
+    """The centred square of side `crop_fraction` * min(H, W).
+
+    This is the crop used for CelebA's aligned images: 178x218 -> the central 178x178
+    (rows 20..197), as StarGAN and the public SaGAN code do before resizing to 128.
+    The aligned CelebA faces are centred with the eyes at fixed positions, so this
+    keeps the whole face and drops the neck and the top of the hair. LFW's 250x250
+    images show more background around a smaller face; a `crop_fraction` below 1
+    (see the LFW reader) cuts them to a comparable framing.
+    """
+    h, w = arr.shape[:2]
+    side = int(round(min(h, w) * crop_fraction))
+    top = (h - side) // 2
+    left = (w - side) // 2
+    return arr[top : top + side, left : left + side]
+
+
+def resize(arr: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square uint8 image to size x size (bicubic down, antialiased)."""
+    if arr.shape[0] == size and arr.shape[1] == size:
+        return arr
+    im = Image.fromarray(arr).resize((size, size), Image.BICUBIC, reducing_gap=None)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def preprocess(arr: np.ndarray, size: int, crop_fraction: float = 1.0) -> np.ndarray:
+    """Aligned crop then resize: HxWx3 uint8 -> size x size x 3 uint8."""
+    return resize(center_square_crop(arr, crop_fraction), size)
+
+
+def to_model_range(arr: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> float32 3xHxW in [-1, 1]."""
+    return (arr.astype(np.float32).transpose(2, 0, 1) / 127.5) - 1.0
+
+
+def from_model_range(x: np.ndarray) -> np.ndarray:
+    """float 3xHxW in [-1, 1] -> uint8 HxWx3 (rounded, clipped)."""
+    return np.clip((np.asarray(x).transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def encode_png(arr: np.ndarray) -> bytes:
+    """Lossless PNG bytes of an HxWx3 (or HxW) uint8 array."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _note(report: ImageReport | None, conversion: str) -> None:
+    if report is not None:
+        report.note(conversion)

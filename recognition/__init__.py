@@ -1,0 +1,1 @@
+"""faceaug: recognition package."""
