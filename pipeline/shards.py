@@ -1,0 +1,614 @@
+"""Parquet shards of (original, added, removed) samples, committed atomically.
+
+A dataset is a directory (or any fsspec URL) laid out as::
+
+    <root>/
+      <name>.parquet          shard files (data; only read when committed)
+      _manifest/<name>.json   one entry per committed shard: rows, sha256, bytes, ...
+      _tmp/                   in-flight writes (<name>.<uuid>.parquet, entries)
+      manifest.json           aggregated view for humans and tools (write_summary)
+
+Commit protocol, safe for many writers without locks and for object stores
+(only whole-object writes and renames are used):
+
+1. write the shard to ``_tmp/<name>.<uuid>.parquet`` (fsync'd on local disks);
+2. rename it to ``<name>.parquet``;
+3. write ``_manifest/<name>.json`` the same way (tmp, then rename).
+
+A shard is committed iff its entry exists and its file exists with the byte size
+the entry records (``verify`` also checks the sha256 and the row count). A process
+killed at any point leaves either nothing visible or an orphan that readers ignore
+and ``verify`` reports; ``cleanup_orphans`` removes it. Callers resume by skipping
+names for which ``has(name)`` is true, so deterministic shard names mean a sample
+is written exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import struct
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from pipeline.attributes import CELEBA_ATTRIBUTES
+from pipeline.images import encode_png
+
+SCHEMA_VERSION = "1"
+NUM_ATTRIBUTES = len(CELEBA_ATTRIBUTES)
+EDIT_KINDS = ("original", "added", "removed")
+SPLITS = ("train", "valid", "test")
+IMAGE_FORMATS = ("png", "jpeg")
+# Rows per Parquet row group: the unit of work the loader hands to workers. Small
+# enough that a shard of a few thousand samples splits across workers, large
+# enough that per-group overhead (a seek and a footer lookup) stays negligible.
+ROW_GROUP_SIZE = 256
+
+MANIFEST_DIR = "_manifest"
+TMP_DIR = "_tmp"
+SUMMARY_FILE = "manifest.json"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("image", pa.binary(), nullable=False),
+        pa.field("image_format", pa.string(), nullable=False),
+        pa.field("height", pa.int16(), nullable=False),
+        pa.field("width", pa.int16(), nullable=False),
+        pa.field("identity", pa.int64(), nullable=False),
+        pa.field("source_image_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("attribute_edited", pa.string(), nullable=True),
+        pa.field("edit_kind", pa.string(), nullable=False),
+        pa.field("attributes", pa.list_(pa.int8(), NUM_ATTRIBUTES), nullable=False),
+        pa.field("editor", pa.string(), nullable=True),
+        pa.field("editor_version", pa.string(), nullable=True),
+        pa.field("editor_checkpoint", pa.string(), nullable=True),
+    ]
+)
+_REQUIRED = tuple(f.name for f in SAMPLE_SCHEMA if not f.nullable)
+_OPTIONAL = tuple(f.name for f in SAMPLE_SCHEMA if f.nullable)
+
+
+class ShardError(ValueError):
+    """Invalid rows or a misuse of the store; the message names the shard/row and field."""
+
+
+# ---------------------------------------------------------------------------
+# Rows and tables
+# ---------------------------------------------------------------------------
+
+
+def sample_id_for(source_image_id: str, attribute: str | None, edit_kind: str) -> str:
+    """The conventional sample id: '000123.jpg/original' or '000123.jpg/eyeglasses/added'."""
+    if edit_kind == "original":
+        return f"{source_image_id}/original"
+    return f"{source_image_id}/{attribute}/{edit_kind}"
+
+
+def make_row(
+    *,
+    image: np.ndarray,
+    identity: int,
+    source_image_id: str,
+    split: str,
+    edit_kind: str,
+    attributes: Sequence[int] | np.ndarray,
+    attribute_edited: str | None = None,
+    sample_id: str | None = None,
+    editor: str | None = None,
+    editor_version: str | None = None,
+    editor_checkpoint: str | None = None,
+) -> dict:
+    """A row dict from an HxWx3 uint8 array (encoded as lossless PNG)."""
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ShardError(f"{source_image_id}: image must be HxWx3 uint8, got {image.dtype} {image.shape}")
+    return {
+        "sample_id": sample_id or sample_id_for(source_image_id, attribute_edited, edit_kind),
+        "image": encode_png(image),
+        "image_format": "png",
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "identity": int(identity),
+        "source_image_id": source_image_id,
+        "split": split,
+        "attribute_edited": attribute_edited,
+        "edit_kind": edit_kind,
+        "attributes": [int(v) for v in np.asarray(attributes).reshape(-1)],
+        "editor": editor,
+        "editor_version": editor_version,
+        "editor_checkpoint": editor_checkpoint,
+    }
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG header, or None if the bytes are not a PNG."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
+
+
+def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
+    """Check one row dict against SAMPLE_SCHEMA; return it normalised (optional keys filled).
+
+    Raises ShardError naming the row (index and sample_id) and the offending field.
+    """
+    sid = row.get("sample_id")
+    where = f"row {index} (sample_id={sid!r})"
+
+    def bad(fieldname: str, why: str) -> ShardError:
+        return ShardError(f"{where}: field {fieldname!r}: {why}")
+
+    missing = [k for k in _REQUIRED if k not in row]
+    if missing:
+        raise bad(missing[0], f"missing (required fields missing: {', '.join(missing)})")
+    unknown = sorted(set(row) - set(SAMPLE_SCHEMA.names))
+    if unknown:
+        raise bad(unknown[0], f"not in the schema (unknown fields: {', '.join(unknown)})")
+    out = {name: row.get(name) for name in SAMPLE_SCHEMA.names}
+    for name in ("sample_id", "source_image_id", "split", "edit_kind", "image_format"):
+        if not isinstance(out[name], str) or not out[name]:
+            raise bad(name, f"must be a non-empty string, got {out[name]!r}")
+    for name in _OPTIONAL:
+        if out[name] is not None and not isinstance(out[name], str):
+            raise bad(name, f"must be a string or None, got {type(out[name]).__name__}")
+    if not isinstance(out["image"], (bytes, bytearray, memoryview)) or len(out["image"]) == 0:
+        raise bad("image", "must be non-empty encoded image bytes")
+    out["image"] = bytes(out["image"])
+    if out["image_format"] not in IMAGE_FORMATS:
+        raise bad("image_format", f"{out['image_format']!r} is not one of {IMAGE_FORMATS}")
+    if out["split"] not in SPLITS:
+        raise bad("split", f"{out['split']!r} is not one of {SPLITS}")
+    if out["edit_kind"] not in EDIT_KINDS:
+        raise bad("edit_kind", f"{out['edit_kind']!r} is not one of {EDIT_KINDS}")
+    if out["edit_kind"] == "original" and out["attribute_edited"] is not None:
+        raise bad("attribute_edited", "must be None for an original")
+    if out["edit_kind"] != "original" and not out["attribute_edited"]:
+        raise bad("attribute_edited", f"must name the attribute for edit_kind={out['edit_kind']!r}")
+    for name in ("height", "width"):
+        v = out[name]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < int(v) < 2**15:
+            raise bad(name, f"must be an int in 1..32767, got {v!r}")
+        out[name] = int(v)
+    if out["image_format"] == "png":
+        size = _png_size(out["image"])
+        if size is None:
+            raise bad("image", "image_format is 'png' but the bytes are not a PNG")
+        if size != (out["height"], out["width"]):
+            raise bad("image", f"PNG is {size[0]}x{size[1]} (HxW) but height/width say "
+                      f"{out['height']}x{out['width']}")
+    ident = out["identity"]
+    if isinstance(ident, bool) or not isinstance(ident, (int, np.integer)):
+        raise bad("identity", f"must be an int, got {ident!r}")
+    out["identity"] = int(ident)
+    attrs = np.asarray(out["attributes"]).reshape(-1) if out["attributes"] is not None else None
+    if attrs is None or attrs.shape != (NUM_ATTRIBUTES,):
+        raise bad("attributes", f"must hold {NUM_ATTRIBUTES} values, got "
+                  f"{None if attrs is None else attrs.shape[0]}")
+    if not np.isin(attrs, (0, 1)).all():
+        raise bad("attributes", f"values must be 0/1, got {sorted(set(attrs.tolist()))}")
+    out["attributes"] = attrs.astype(np.int8).tolist()
+    return out
+
+
+def schema_with_metadata(dataset_metadata: Mapping[str, Any] | None = None) -> pa.Schema:
+    """SAMPLE_SCHEMA with faceaug.schema_version and faceaug.dataset (JSON) metadata."""
+    return SAMPLE_SCHEMA.with_metadata(
+        {
+            "faceaug.schema_version": SCHEMA_VERSION,
+            "faceaug.dataset": json.dumps(dict(dataset_metadata or {}), sort_keys=True, default=str),
+        }
+    )
+
+
+def dataset_metadata_of(schema: pa.Schema) -> dict:
+    """The caller's dataset metadata dict stored in a shard's schema ({} if none)."""
+    raw = (schema.metadata or {}).get(b"faceaug.dataset")
+    return json.loads(raw) if raw else {}
+
+
+def rows_to_table(rows: Iterable[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None) -> pa.Table:
+    """Validate row dicts and build a table with SAMPLE_SCHEMA (+ run metadata)."""
+    checked = [validate_row(r, i) for i, r in enumerate(rows)]
+    seen: dict[str, int] = {}
+    for i, r in enumerate(checked):
+        if r["sample_id"] in seen:
+            raise ShardError(f"row {i} (sample_id={r['sample_id']!r}): field 'sample_id': "
+                             f"duplicate of row {seen[r['sample_id']]}")
+        seen[r["sample_id"]] = i
+    return pa.Table.from_pylist(checked, schema=schema_with_metadata(metadata))
+
+
+def validate_table(table: pa.Table, metadata: Mapping[str, Any] | None = None) -> pa.Table:
+    """Conform a table to SAMPLE_SCHEMA (column order, types) and check enumerations/uniqueness."""
+    missing = [n for n in SAMPLE_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise ShardError(f"table lacks columns: {', '.join(missing)}")
+    try:
+        table = table.select(SAMPLE_SCHEMA.names).cast(schema_with_metadata(metadata))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        raise ShardError(f"table does not match SAMPLE_SCHEMA: {exc}") from None
+    for name, allowed in (("edit_kind", EDIT_KINDS), ("split", SPLITS), ("image_format", IMAGE_FORMATS)):
+        bad = pc.invert(pc.is_in(table[name], value_set=pa.array(allowed)))
+        if pc.any(bad).as_py():
+            i = pc.index(bad, True).as_py()
+            raise ShardError(f"row {i} (sample_id={table['sample_id'][i].as_py()!r}): field {name!r}: "
+                             f"{table[name][i].as_py()!r} is not one of {allowed}")
+    if pc.count_distinct(table["sample_id"]).as_py() != table.num_rows:
+        raise ShardError("table has duplicate sample_id values")
+    return table
+
+
+# ---------------------------------------------------------------------------
+# Store
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """A committed shard's manifest entry (``_manifest/<name>.json``)."""
+
+    name: str
+    file: str  # relative to the store root: "<name>.parquet"
+    rows: int
+    sha256: str
+    bytes: int
+    schema_version: str
+    created: str
+    row_groups: tuple[int, ...]  # rows per row group, in order
+    counts: dict[str, int]  # "split/edit_kind" -> rows
+    metadata: dict = field(default_factory=dict)  # the caller's per-shard metadata
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["row_groups"] = list(self.row_groups)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ShardEntry":
+        return cls(
+            name=d["name"], file=d["file"], rows=int(d["rows"]), sha256=d["sha256"], bytes=int(d["bytes"]),
+            schema_version=str(d["schema_version"]), created=d["created"],
+            row_groups=tuple(int(n) for n in d.get("row_groups", ())),
+            counts={k: int(v) for k, v in d.get("counts", {}).items()}, metadata=dict(d.get("metadata", {})),
+        )
+
+
+@dataclass
+class VerifyReport:
+    """Result of ShardStore.verify(): ok iff no problems (orphans count as problems)."""
+
+    root: str
+    ok: bool
+    problems: list[str]
+    shards: int
+    rows: int
+    orphans: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        head = (f"{self.root}: {'OK' if self.ok else 'PROBLEMS'} — {self.shards} committed shards, "
+                f"{self.rows} rows")
+        if self.ok:
+            return head
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+class ShardStore:
+    """A dataset of Parquet shards under a local path or fsspec URL.
+
+    `metadata` is the dataset-level dict (e.g. resolved run config, editor name)
+    written into every new shard's schema metadata as ``faceaug.dataset``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None):
+        self.path = str(path)
+        self.fs, root = fsspec.core.url_to_fs(self.path)
+        self.root = root.rstrip("/") or "/"
+        self._metadata = dict(metadata) if metadata is not None else None
+        self._local = isinstance(self.fs, LocalFileSystem)
+
+    def __repr__(self) -> str:
+        return f"ShardStore({self.path!r})"
+
+    # -- paths -------------------------------------------------------------
+    def _p(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def shard_path(self, name: str) -> str:
+        return self._p(f"{name}.parquet")
+
+    def _entry_path(self, name: str) -> str:
+        return self._p(MANIFEST_DIR, f"{name}.json")
+
+    def url_of(self, entry: ShardEntry) -> str:
+        """Full path of a shard file, usable with self.fs."""
+        return self._p(entry.file)
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not _NAME_RE.match(name) or name.endswith(".parquet") or name.endswith(".json"):
+            raise ShardError(f"invalid shard name {name!r}: use letters, digits and . _ = - "
+                             "(no slashes, no leading _ or ., no extension)")
+
+    # -- low-level atomic writes -------------------------------------------
+    def _write_bytes_atomic(self, data: bytes, final: str, tmp_name: str) -> None:
+        tmp = self._p(TMP_DIR, tmp_name)
+        self.fs.makedirs(self._p(TMP_DIR), exist_ok=True)
+        if self._local:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)  # atomic on POSIX, replaces a stale orphan
+            _fsync_dir(os.path.dirname(final))
+        else:
+            self.fs.pipe_file(tmp, data)
+            parent = final.rsplit("/", 1)[0]
+            self.fs.makedirs(parent, exist_ok=True)
+            self.fs.mv(tmp, final)
+
+    # -- metadata ----------------------------------------------------------
+    def metadata(self) -> dict:
+        """Dataset metadata: the one given to the constructor, else the first shard's."""
+        if self._metadata is not None:
+            return dict(self._metadata)
+        entries = self.entries()
+        if not entries:
+            return {}
+        with self.fs.open(self.url_of(entries[0]), "rb") as f:
+            return dataset_metadata_of(pq.read_schema(f))
+
+    # -- writing -----------------------------------------------------------
+    def write_shard(
+        self,
+        name: str,
+        rows_or_table: pa.Table | Iterable[Mapping[str, Any]],
+        *,
+        overwrite: bool = False,
+        shard_metadata: Mapping[str, Any] | None = None,
+        row_group_size: int = ROW_GROUP_SIZE,
+    ) -> ShardEntry:
+        """Validate, write and commit one shard; return its manifest entry.
+
+        Raises FileExistsError if `name` is already committed and not `overwrite`.
+        `shard_metadata` (JSON-serialisable) is kept in the entry, e.g. the input range.
+        """
+        self._check_name(name)
+        if self.has(name) and not overwrite:
+            raise FileExistsError(f"{self.shard_path(name)}: shard {name!r} is already committed "
+                                  "(pass overwrite=True to replace it)")
+        meta = self._metadata if self._metadata is not None else {}
+        if isinstance(rows_or_table, pa.Table):
+            table = validate_table(rows_or_table, meta)
+        else:
+            table = rows_to_table(rows_or_table, meta)
+        if table.num_rows == 0:
+            raise ShardError(f"shard {name!r}: no rows to write")
+
+        buf = io.BytesIO()
+        pq.write_table(table, buf, row_group_size=row_group_size, compression="none",
+                       write_statistics=["split", "edit_kind", "identity"])
+        data = buf.getvalue()
+        # Image bytes are already compressed, so Parquet compression would only
+        # cost CPU at read time; the small columns are tiny either way.
+        counts: dict[str, int] = {}
+        for s, k in zip(table["split"].to_pylist(), table["edit_kind"].to_pylist()):
+            counts[f"{s}/{k}"] = counts.get(f"{s}/{k}", 0) + 1
+        md = pq.ParquetFile(pa.BufferReader(data)).metadata
+        entry = ShardEntry(
+            name=name, file=f"{name}.parquet", rows=table.num_rows, sha256=hashlib.sha256(data).hexdigest(),
+            bytes=len(data), schema_version=SCHEMA_VERSION,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            row_groups=tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)),
+            counts=dict(sorted(counts.items())), metadata=dict(shard_metadata or {}),
+        )
+        token = uuid.uuid4().hex
+        if overwrite and self.fs.exists(self._entry_path(name)):
+            # Uncommit first: a crash between here and step 3 leaves an orphan, never a
+            # committed entry that describes the wrong file.
+            self.fs.rm(self._entry_path(name))
+        self._write_bytes_atomic(data, self.shard_path(name), f"{name}.{token}.parquet")  # 1 + 2
+        entry_bytes = json.dumps(entry.to_json(), indent=1, sort_keys=True).encode()
+        self._write_bytes_atomic(entry_bytes, self._entry_path(name), f"{name}.{token}.json")  # 3
+        return entry
+
+    # -- reading -----------------------------------------------------------
+    def _ls(self, *parts: str) -> dict[str, int]:
+        """basename -> size of the files in a store folder ({} if it does not exist)."""
+        path = self._p(*parts) if parts else self.root
+        try:
+            infos = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {i["name"].rstrip("/").rsplit("/", 1)[-1]: int(i.get("size") or 0)
+                for i in infos if i.get("type") == "file"}
+
+    def _read_entries(self) -> tuple[dict[str, ShardEntry], list[str]]:
+        """All parseable manifest entries by name, and problems with unparseable ones."""
+        entries: dict[str, ShardEntry] = {}
+        problems: list[str] = []
+        for fname in sorted(self._ls(MANIFEST_DIR)):
+            if not fname.endswith(".json"):
+                continue
+            path = self._p(MANIFEST_DIR, fname)
+            try:
+                entry = ShardEntry.from_json(json.loads(self.fs.cat_file(path)))
+            except (ValueError, KeyError, TypeError) as exc:
+                problems.append(f"{path}: unreadable manifest entry ({exc})")
+                continue
+            if entry.name != fname[: -len(".json")]:
+                problems.append(f"{path}: entry names shard {entry.name!r}, not {fname[:-5]!r}")
+                continue
+            entries[entry.name] = entry
+        return entries, problems
+
+    def entries(self) -> list[ShardEntry]:
+        """Committed shards, sorted by name: an entry whose file exists with the recorded size."""
+        files = self._ls()
+        found, _ = self._read_entries()
+        return [e for n, e in sorted(found.items()) if files.get(e.file) == e.bytes]
+
+    def has(self, name: str) -> bool:
+        """True iff shard `name` is committed (callers skip it on resume)."""
+        path = self._entry_path(name)
+        if not self.fs.exists(path):
+            return False
+        try:
+            entry = ShardEntry.from_json(json.loads(self.fs.cat_file(path)))
+            return self.fs.size(self.shard_path(name)) == entry.bytes
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return False
+
+    def num_rows(self) -> int:
+        return sum(e.rows for e in self.entries())
+
+    def manifest(self) -> dict:
+        """The aggregated dataset view: {"shards": [entry dicts], "rows": N, ...}."""
+        entries = self.entries()
+        counts: dict[str, int] = {}
+        for e in entries:
+            for k, n in e.counts.items():
+                counts[k] = counts.get(k, 0) + n
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "dataset": self.metadata(),
+            "rows": sum(e.rows for e in entries),
+            "counts": dict(sorted(counts.items())),
+            "shards": [e.to_json() for e in entries],
+        }
+
+    def write_summary(self) -> dict:
+        """Write manifest.json (the aggregated view) atomically; return it."""
+        summary = self.manifest()
+        data = json.dumps(summary, indent=1, sort_keys=True).encode()
+        self._write_bytes_atomic(data, self._p(SUMMARY_FILE), f"{SUMMARY_FILE}.{uuid.uuid4().hex}")
+        return summary
+
+    def iter_tables(self, columns: Sequence[str] | None = None) -> Iterator[tuple[ShardEntry, pa.Table]]:
+        """(entry, table) for each committed shard, in name order."""
+        for entry in self.entries():
+            with self.fs.open(self.url_of(entry), "rb") as f:
+                yield entry, pq.read_table(f, columns=list(columns) if columns else None)
+
+    def read_table(self, columns: Sequence[str] | None = None, filter_split: str | None = None) -> pa.Table:
+        """All committed rows as one table (optionally only one split)."""
+        cols = list(columns) if columns else None
+        if cols and filter_split and "split" not in cols:
+            cols = cols + ["split"]
+        tables = []
+        for _, t in self.iter_tables(cols):
+            if filter_split is not None:
+                t = t.filter(pc.equal(t["split"], filter_split))
+            tables.append(t)
+        if not tables:
+            schema = schema_with_metadata(self.metadata())
+            empty = schema.empty_table()
+            return empty.select(cols) if cols else empty
+        out = pa.concat_tables(tables)
+        if columns and filter_split and "split" not in columns:
+            out = out.drop_columns(["split"])
+        return out
+
+    # -- checking ----------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Check every committed shard's bytes, rows, schema, and sample_id uniqueness; find orphans."""
+        problems: list[str] = []
+        orphans: list[str] = []
+        files = self._ls()
+        entries, entry_problems = self._read_entries()
+        problems.extend(entry_problems)
+        seen: dict[str, str] = {}
+        n_shards = n_rows = 0
+        for name, entry in sorted(entries.items()):
+            path = self.url_of(entry)
+            if entry.file not in files:
+                problems.append(f"{path}: manifest entry exists but the shard file is missing")
+                orphans.append(self._entry_path(name))
+                continue
+            data = self.fs.cat_file(path)
+            shard_ok = True
+            if len(data) != entry.bytes:
+                problems.append(f"{path}: size {len(data)} bytes, manifest says {entry.bytes}")
+                shard_ok = False
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != entry.sha256:
+                problems.append(f"{path}: sha256 mismatch (file {digest[:12]}…, manifest {entry.sha256[:12]}…)")
+                shard_ok = False
+            try:
+                pf = pq.ParquetFile(pa.BufferReader(data))
+                if pf.metadata.num_rows != entry.rows:
+                    problems.append(f"{path}: {pf.metadata.num_rows} rows, manifest says {entry.rows}")
+                    shard_ok = False
+                if not pf.schema_arrow.equals(SAMPLE_SCHEMA, check_metadata=False):
+                    problems.append(f"{path}: schema does not match SAMPLE_SCHEMA")
+                    shard_ok = False
+                ids = pf.read(columns=["sample_id"])["sample_id"].to_pylist()
+            except Exception as exc:  # noqa: BLE001 — any parse failure is a corrupt shard, reported by file
+                problems.append(f"{path}: cannot read as Parquet ({type(exc).__name__}: {exc})")
+                continue
+            for sid in ids:
+                if sid in seen:
+                    where = "twice in this shard" if seen[sid] == path else f"also in {seen[sid]}"
+                    problems.append(f"{path}: duplicate sample_id {sid!r} ({where})")
+                    shard_ok = False
+                else:
+                    seen[sid] = path
+            if shard_ok:
+                n_shards += 1
+                n_rows += entry.rows
+        committed_files = {e.file for e in entries.values()}
+        for fname in sorted(files):
+            if fname.endswith(".parquet") and fname not in committed_files:
+                path = self._p(fname)
+                problems.append(f"{path}: orphan shard file with no manifest entry (never committed)")
+                orphans.append(path)
+        for fname in sorted(self._ls(TMP_DIR)):
+            path = self._p(TMP_DIR, fname)
+            problems.append(f"{path}: leftover temporary file from an interrupted write")
+            orphans.append(path)
+        return VerifyReport(root=self.path, ok=not problems, problems=problems, shards=n_shards,
+                            rows=n_rows, orphans=orphans)
+
+    def cleanup_orphans(self) -> list[str]:
+        """Remove temporary files, uncommitted shard files and entries without a file.
+
+        Call it on resume before starting writers: it would also remove the
+        temporary file of a write in progress.
+        """
+        removed = []
+        for path in self.verify().orphans:
+            try:
+                self.fs.rm(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename durable on local POSIX filesystems (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
