@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from pipeline.attributes import CELEBA_ATTRIBUTES
 from pipeline.config import RunConfig
 from pipeline.images import BadImageError, ImageReport, encode_png, load_rgb, preprocess
@@ -63,15 +65,45 @@ def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> 
     return Sources(root / "celeba", root / "lfw")
 
 
-def _encode_one(args: tuple[str, str, int, float, str]) -> tuple[str, bytes | None, dict, str | None]:
-    """Worker: load, preprocess and PNG-encode one image. Returns (key, png, conversions, error)."""
-    key, path, size, crop, _ = args
+def preprocess_regions(bits: np.ndarray, size: int, crop_fraction: float = 1.0) -> np.ndarray:
+    """Crop and resize a region bitmask like its image; a pixel keeps bit k if any of its area had it.
+
+    Each bit plane is resized with area averaging and kept where the average is > 0, so the
+    resized region still covers every pixel that the attribute can change.
+    """
+    from PIL import Image
+
+    from pipeline.images import center_square_crop
+
+    square = center_square_crop(bits, crop_fraction)
+    out = np.zeros((size, size), np.uint8)
+    for bit in range(8):
+        plane = ((square >> bit) & 1).astype(np.float32)
+        if not plane.any():
+            continue
+        small = np.asarray(Image.fromarray(plane, mode="F").resize((size, size), Image.BOX))
+        out |= ((small > 0).astype(np.uint8) << bit)
+    return out
+
+
+def _encode_one(args: tuple[str, str, int, float, str | None]) -> tuple[str, bytes | None, bytes | None, dict, str | None]:
+    """Worker: load, preprocess and PNG-encode one image (and its regions, if any).
+
+    Returns (key, png, regions_png, conversions, error)."""
+    key, path, size, crop, regions_path = args
     report = ImageReport()
     try:
         arr = preprocess(load_rgb(path, report), size, crop)
     except BadImageError as exc:
-        return key, None, report.converted, exc.reason
-    return key, encode_png(arr), report.converted, None
+        return key, None, None, report.converted, exc.reason
+    regions = None
+    if regions_path is not None:
+        from PIL import Image
+
+        with Image.open(regions_path) as im:
+            bits = np.asarray(im.convert("L"), dtype=np.uint8)
+        regions = encode_png(preprocess_regions(bits, size, crop))
+    return key, encode_png(arr), regions, report.converted, None
 
 
 def ingest_rows(
@@ -104,10 +136,10 @@ def ingest_rows(
                 skipped_shards += 1
                 done += len(chunk)
                 continue
-            jobs = [(it["sample_id"], it["path"], size, crop_fraction, "") for it in chunk]
+            jobs = [(it["sample_id"], it["path"], size, crop_fraction, it.get("regions_path")) for it in chunk]
             results = list(pool.map(_encode_one, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
             rows = []
-            for item, (key, png, converted, error) in zip(chunk, results):
+            for item, (key, png, regions, converted, error) in zip(chunk, results):
                 for conversion, n in converted.items():
                     report.converted[conversion] = report.converted.get(conversion, 0) + n
                 if error is not None:
@@ -115,8 +147,8 @@ def ingest_rows(
                         raise BadImageError(item["path"], error)
                     report.skipped.append((item["path"], error))
                     continue
-                row = {k: v for k, v in item.items() if k != "path"}
-                row.update(image=png, image_format="png", height=size, width=size)
+                row = {k: v for k, v in item.items() if k not in ("path", "regions_path")}
+                row.update(image=png, image_format="png", height=size, width=size, regions=regions)
                 rows.append(row)
             store.write_shard(name, rows, shard_metadata={"first_item": index * shard_rows, "items": len(chunk), "skipped": len(chunk) - len(rows)})
             done += len(chunk)
@@ -147,12 +179,21 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
     part_of.update({image_id: "valid" for image_id in split.valid})
 
     by_id = {r.image_id: r for r in celeba.records}
+    regions_root = Path(sources.celeba_dir) / "attribute_regions"  # the synthetic benchmark's ground truth
+
+    region_files = {p.name for p in regions_root.iterdir()} if regions_root.is_dir() else set()
+
+    def regions_of(image_id: str) -> str | None:
+        name = f"{Path(image_id).stem}.png"
+        return str(regions_root / name) if name in region_files else None
+
     items = [
         {
             "sample_id": f"{image_id}/original", "path": str(celeba.image_path(image_id)),
             "identity": by_id[image_id].identity, "source_image_id": image_id, "split": part_of[image_id],
             "attribute_edited": None, "edit_kind": "original", "attributes": list(by_id[image_id].attributes),
             "editor": None, "editor_version": None, "editor_checkpoint": None,
+            "regions_path": regions_of(image_id),
         }
         for image_id in sorted(part_of)
     ]

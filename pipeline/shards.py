@@ -77,10 +77,13 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("editor", pa.string(), nullable=True),
         pa.field("editor_version", pa.string(), nullable=True),
         pa.field("editor_checkpoint", pa.string(), nullable=True),
+        # Ground-truth attribute regions (synthetic benchmark only): a PNG bitmask with the
+        # image's size, bit k set where pipeline.attributes.EDITED_ATTRIBUTES[k] lives.
+        pa.field("regions", pa.binary(), nullable=True),
     ]
 )
 _REQUIRED = tuple(f.name for f in SAMPLE_SCHEMA if not f.nullable)
-_OPTIONAL = tuple(f.name for f in SAMPLE_SCHEMA if f.nullable)
+_OPTIONAL = tuple(f.name for f in SAMPLE_SCHEMA if f.nullable and f.type == pa.string())
 
 
 class ShardError(ValueError):
@@ -112,8 +115,9 @@ def make_row(
     editor: str | None = None,
     editor_version: str | None = None,
     editor_checkpoint: str | None = None,
+    regions: np.ndarray | bytes | None = None,
 ) -> dict:
-    """A row dict from an HxWx3 uint8 array (encoded as lossless PNG)."""
+    """A row dict from an HxWx3 uint8 array (encoded as lossless PNG); `regions` an HxW uint8 bitmask."""
     if image.dtype != np.uint8 or image.ndim != 3:
         raise ShardError(f"{source_image_id}: image must be HxWx3 uint8, got {image.dtype} {image.shape}")
     return {
@@ -131,6 +135,7 @@ def make_row(
         "editor": editor,
         "editor_version": editor_version,
         "editor_checkpoint": editor_checkpoint,
+        "regions": encode_png(regions) if isinstance(regions, np.ndarray) else regions,
     }
 
 
@@ -166,6 +171,10 @@ def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
     for name in _OPTIONAL:
         if out[name] is not None and not isinstance(out[name], str):
             raise bad(name, f"must be a string or None, got {type(out[name]).__name__}")
+    if out["regions"] is not None:
+        if not isinstance(out["regions"], (bytes, bytearray, memoryview)) or _png_size(bytes(out["regions"])) is None:
+            raise bad("regions", "must be None or PNG bytes")
+        out["regions"] = bytes(out["regions"])
     if not isinstance(out["image"], (bytes, bytearray, memoryview)) or len(out["image"]) == 0:
         raise bad("image", "must be non-empty encoded image bytes")
     out["image"] = bytes(out["image"])
