@@ -1,0 +1,241 @@
+"""The synthetic benchmark: statistics (sampler only), file formats, determinism, regions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.attributes import CELEBA_ATTRIBUTES
+from pipeline.synth import (
+    REGION_BITS, identity_level_fractions, images_per_identity, load_regions, load_stats, render_benchmark,
+    render_face, sample_labels, sample_params, sample_person,
+)
+
+IDX = {name: i for i, name in enumerate(CELEBA_ATTRIBUTES)}
+EDITED = ("Eyeglasses", "Mouth_Slightly_Open", "Smiling", "No_Beard")
+
+
+# ---------------------------------------------------------------- (a) statistics, no rendering
+
+@pytest.fixture(scope="module")
+def population():
+    rng = np.random.default_rng(0)
+    people = [sample_person(rng, i + 1) for i in range(2000)]
+    labels = [sample_labels(rng, p, 20) for p in people]
+    return people, labels
+
+
+def test_prevalences_match_reference(population):
+    _, labels = population
+    allrows = np.concatenate(labels)
+    stats = load_stats()["attributes"]
+    for name in EDITED + ("Male",):
+        got = allrows[:, IDX[name]].mean()
+        assert abs(got - stats[name]["prevalence"]) < 0.03, (name, got)
+
+
+def test_conditionals_match_reference(population):
+    _, labels = population
+    rows = np.concatenate(labels)
+    cond = load_stats()["conditional"]
+    male = rows[:, IDX["Male"]] == 1
+    beard = rows[:, IDX["No_Beard"]] == 0
+    assert beard[~male].mean() < 0.01  # reference 0.0011
+    assert abs(beard[male].mean() - cond["P(beard | male)"]) < 0.04
+    smile = rows[:, IDX["Smiling"]] == 1
+    mouth = rows[:, IDX["Mouth_Slightly_Open"]] == 1
+    assert abs(mouth[smile].mean() - cond["P(mouth_open | smiling)"]) < 0.04
+    assert abs(mouth[~smile].mean() - cond["P(mouth_open | not smiling)"]) < 0.04
+    glasses = rows[:, IDX["Eyeglasses"]] == 1
+    assert glasses[male].mean() > 2 * glasses[~male].mean()  # corr +0.19 -> ~0.12 vs ~0.02
+    assert smile[male].mean() < smile[~male].mean() - 0.07  # corr -0.135 -> ~0.40 vs ~0.54
+    # beard styles label Goatee / Mustache consistently: never without a beard
+    assert not (rows[:, IDX["Goatee"]] & ~beard).any()
+    assert not (rows[:, IDX["Mustache"]] & ~beard).any()
+
+
+def test_identity_level_mixing_roughly_like_reference(population):
+    # The reference's always/never/mixed fractions come from identities with ~9 observed
+    # images (20,000 rows), so compare on 9 images per identity, loosely.
+    people, labels = population
+    frac = identity_level_fractions([lab[:9] for lab in labels])
+    stats = load_stats()["attributes"]
+    for name in ("Eyeglasses", "Mouth_Slightly_Open", "Smiling", "No_Beard"):
+        for part in ("always", "never", "mixed"):
+            ref = stats[name][f"identities_{part}"]
+            assert abs(frac[name][part] - ref) < 0.12, (name, part, frac[name][part], ref)
+    assert frac["Male"]["mixed"] == 0.0  # identity-constant by design
+
+
+def test_male_is_identity_constant(population):
+    _, labels = population
+    for lab in labels:
+        assert lab[:, IDX["Male"]].min() == lab[:, IDX["Male"]].max()
+
+
+def test_images_per_identity_shape():
+    counts = images_per_identity(np.random.default_rng(1), 20000, 21)
+    q = np.percentile(counts, [10, 50, 90])
+    assert counts.min() >= 1 and counts.max() <= 36
+    assert abs(q[0] - 5) <= 1.5 and abs(q[1] - 21) <= 1.5 and abs(q[2] - 30) <= 1.5
+    assert (images_per_identity(np.random.default_rng(1), 50, 7, fixed=True) == 7).all()
+
+
+# ---------------------------------------------------------------- (b, c) formats and determinism
+
+def _render(out: Path, workers: int) -> dict:
+    return render_benchmark(out, identities=12, images_per_identity=3, size=32, seed=5, lfw_identities=20,
+                            workers=workers, progress=lambda done, total: None)
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    a = tmp_path_factory.mktemp("synth_a")
+    b = tmp_path_factory.mktemp("synth_b")
+    summary = _render(a, workers=2)
+    _render(b, workers=1)
+    return a, b, summary
+
+
+def test_celeba_files_exact_format(trees):
+    root = trees[0] / "celeba"
+    lines = (root / "list_attr_celeba.txt").read_text().splitlines()
+    n = int(lines[0])
+    assert lines[1].split(" ") == list(CELEBA_ATTRIBUTES)
+    rows = lines[2:]
+    assert len(rows) == n == trees[2]["celeba"]["images"]
+    names = []
+    for k, row in enumerate(rows, start=1):
+        assert row[:10] == f"{k:06d}.jpg"
+        values = row[10:]
+        assert len(values) == 3 * 40 and all(values[3 * j] == " " for j in range(40))
+        vals = [int(values[3 * j : 3 * j + 3]) for j in range(40)]
+        assert set(vals) <= {-1, 1}
+        names.append(row[:10])
+    ident = [ln.split(" ") for ln in (root / "identity_CelebA.txt").read_text().splitlines()]
+    part = [ln.split(" ") for ln in (root / "list_eval_partition.txt").read_text().splitlines()]
+    assert [x[0] for x in ident] == names == [x[0] for x in part]
+    ids = {name: int(i) for name, i in ident}
+    assert min(ids.values()) == 1
+    by_part: dict[str, set] = {}
+    for name, p in part:
+        assert p in ("0", "1", "2")
+        by_part.setdefault(p, set()).add(ids[name])
+    assert set(by_part) == {"0", "1", "2"}
+    assert not (by_part["0"] & by_part["1"]) and not (by_part["0"] & by_part["2"]) and not (by_part["1"] & by_part["2"])
+    # images exist, are size x size JPEGs; ids are shuffled, not grouped
+    for name in names:
+        with Image.open(root / "img_align_celeba" / name) as im:
+            assert im.format == "JPEG" and im.size == (32, 32)
+    seq = [ids[nm] for nm in names]
+    assert seq != sorted(seq)
+    assert (root / "attribute_regions" / "regions.json").exists()
+
+
+def test_lfw_files_exact_format(trees):
+    root = trees[0] / "lfw"
+    lines = (root / "pairs.txt").read_text().splitlines()
+    folds, p = lines[0].split("\t")
+    folds, p = int(folds), int(p)
+    assert folds == 10 and p >= 1
+    body = lines[1:]
+    assert len(body) == 10 * 2 * p
+
+    def exists(name, n):
+        path = root / "lfw" / name / f"{name}_{int(n):04d}.jpg"
+        return path.exists()
+
+    seen = set()
+    for f in range(10):
+        block = body[f * 2 * p : (f + 1) * 2 * p]
+        for ln in block[:p]:
+            name, n1, n2 = ln.split("\t")
+            assert exists(name, n1) and exists(name, n2) and n1 != n2
+        for ln in block[p:]:
+            a, n1, b, n2 = ln.split("\t")
+            assert a != b and exists(a, n1) and exists(b, n2)
+        assert len(set(block)) == len(block)
+        seen.update(block)
+    assert len(seen) == len(body)
+    for fname in ("pairsDevTrain.txt", "pairsDevTest.txt"):
+        dev = (root / fname).read_text().splitlines()
+        n = int(dev[0])
+        assert len(dev) == 1 + 2 * n and all(len(x.split("\t")) == 3 for x in dev[1 : 1 + n])
+    one = next((root / "lfw").iterdir())
+    with Image.open(next(one.iterdir())) as im:
+        assert im.size == (round(32 / 0.6),) * 2
+    # LFW people are not CelebA people: different trait draws
+    import json
+    traits = json.loads((trees[0] / "synth.json").read_text())["identity_traits"]
+    celeba_faces = {(t["skin"][0], t["face_w"]) for t in traits["celeba"]}
+    assert not celeba_faces & {(t["skin"][0], t["face_w"]) for t in traits["lfw"]}
+
+
+def test_same_seed_is_byte_identical_for_any_worker_count(trees):
+    a, b, _ = trees
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b and len(files_a) > 50
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_refuses_non_empty_dir(trees, tmp_path):
+    with pytest.raises(FileExistsError, match=str(trees[0])):
+        _render(trees[0], workers=1)
+    (tmp_path / "junk.txt").write_text("x")
+    render_benchmark(tmp_path, identities=3, images_per_identity=1, size=24, lfw_identities=20, workers=1,
+                     overwrite=True, progress=lambda d, t: None)
+    assert (tmp_path / "celeba" / "list_attr_celeba.txt").exists()
+
+
+def test_region_png_round_trip(trees):
+    root = trees[0] / "celeba" / "attribute_regions"
+    regions = load_regions(root / "000001.png")
+    assert set(regions) == set(REGION_BITS)
+    assert all(m.shape == (32, 32) and m.dtype == bool and m.any() for m in regions.values())
+
+
+# ---------------------------------------------------------------- (d) regions cover the edits
+
+def _cases():
+    for k in range(8):
+        domain = "lfw" if k % 4 == 3 else "celeba"
+        yield k, domain, k % 3 == 2  # some blurry images
+
+
+@pytest.mark.parametrize("attribute", EDITED)
+def test_region_covers_every_changed_pixel(attribute):
+    for k, domain, blurry in _cases():
+        person = sample_person(np.random.default_rng([11, k]), k + 1)
+        labels = sample_labels(np.random.default_rng([12, k]), person, 1)[0].copy()
+        labels[IDX["Blurry"]] = int(blurry)
+        params = sample_params(np.random.SeedSequence([13, k]), domain, blurry, 48)
+        on, off = labels.copy(), labels.copy()
+        # No_Beard's visible state is value 0 (a beard); the others are value 1
+        on[IDX[attribute]] = 0 if attribute == "No_Beard" else 1
+        off[IDX[attribute]] = 1 if attribute == "No_Beard" else 0
+        img_on, regions = render_face(person.identity, on, params, 48)
+        img_off, regions_off = render_face(person.identity, off, params, 48)
+        changed = (img_on != img_off).any(axis=2)
+        assert changed.sum() > 5, (attribute, k)  # the attribute is visible
+        region = regions[attribute] | regions_off[attribute]
+        assert not (changed & ~region).any(), (attribute, k, int((changed & ~region).sum()))
+        assert regions[attribute].mean() < 0.5  # a region, not the whole image
+
+
+def test_regions_non_empty_and_placed():
+    for k, domain, blurry in _cases():
+        person = sample_person(np.random.default_rng([21, k]), k + 1)
+        labels = sample_labels(np.random.default_rng([22, k]), person, 1)[0]
+        params = sample_params(np.random.SeedSequence([23, k]), domain, blurry, 48)
+        _, regions = render_face(person.identity, labels, params, 48)
+        for name in EDITED:
+            assert regions[name].any(), name
+        rows = np.arange(regions["Eyeglasses"].shape[0])[:, None]
+        glasses_y = (rows * regions["Eyeglasses"]).sum() / regions["Eyeglasses"].sum()
+        mouth_y = (rows * regions["Mouth_Slightly_Open"]).sum() / regions["Mouth_Slightly_Open"].sum()
+        assert glasses_y < mouth_y - 5
