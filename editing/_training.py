@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,27 @@ from PIL import Image
 from pipeline.attributes import index_of
 
 
-def load_training_images(shard_paths: list[str], attribute: str, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode the originals of `split` into memory: (N x 3 x H x W uint8, N labels 0/1 for `attribute`).
+@dataclass
+class Originals:
+    """Decoded originals of one split, held in memory."""
+
+    images: torch.Tensor  # N x 3 x H x W uint8
+    attributes: torch.Tensor  # N x 40 int8 (0/1)
+    identities: torch.Tensor  # N int64
+    regions: torch.Tensor | None  # N x H x W uint8 bitmasks (bit k = EDITED_ATTRIBUTES[k]), or None
+    sample_ids: list[str]
+
+    def labels(self, attribute: str) -> torch.Tensor:
+        return self.attributes[:, index_of(attribute)].float()
+
+
+def _decode(blob: bytes, mode: str) -> np.ndarray:
+    with Image.open(io.BytesIO(blob)) as im:
+        return np.asarray(im.convert(mode), dtype=np.uint8)
+
+
+def load_originals(shard_paths: list[str], split: str = "train", limit: int | None = None) -> Originals:
+    """Decode the originals of `split` into memory.
 
     Editors sample random batches by index from a seeded generator, so a resumed run
     draws exactly the batches an uninterrupted one would. Holding uint8 pixels costs
@@ -24,22 +44,32 @@ def load_training_images(shard_paths: list[str], attribute: str, split: str = "t
     """
     from pipeline.shards import ShardStore
 
-    column = index_of(attribute)
-    images, labels = [], []
+    images, attrs, ids, regions, sample_ids = [], [], [], [], []
     for path in shard_paths:
-        table = ShardStore(path).read_table(columns=["image", "attributes", "edit_kind"], filter_split=split)
-        kinds = table.column("edit_kind").to_pylist()
-        attrs = table.column("attributes").to_pylist()
-        for blob, kind, vec in zip(table.column("image").to_pylist(), kinds, attrs):
+        table = ShardStore(path).read_table(
+            columns=["sample_id", "image", "attributes", "identity", "edit_kind", "regions"], filter_split=split)
+        cols = {name: table.column(name).to_pylist() for name in table.column_names}
+        for i, kind in enumerate(cols["edit_kind"]):
             if kind != "original":
                 continue
-            with Image.open(io.BytesIO(blob)) as im:
-                images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-            labels.append(vec[column])
+            images.append(_decode(cols["image"][i], "RGB"))
+            attrs.append(cols["attributes"][i])
+            ids.append(cols["identity"][i])
+            sample_ids.append(cols["sample_id"][i])
+            blob = cols["regions"][i]
+            regions.append(None if blob is None else _decode(blob, "L"))
+            if limit is not None and len(images) >= limit:
+                break
     if not images:
         raise ValueError(f"no '{split}' originals in {shard_paths}")
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(labels, dtype=torch.float32)
+    has_regions = all(r is not None for r in regions)
+    return Originals(
+        images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+        attributes=torch.tensor(attrs, dtype=torch.int8),
+        identities=torch.tensor(ids, dtype=torch.int64),
+        regions=torch.from_numpy(np.stack(regions)) if has_regions else None,
+        sample_ids=sample_ids,
+    )
 
 
 def to_float(batch_uint8: torch.Tensor) -> torch.Tensor:

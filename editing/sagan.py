@@ -24,7 +24,6 @@ that each D update sees a fresh batch with G updated on the last one (as StarGAN
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from editing._training import load_training_images, sample_grid, save_atomic, to_float, write_json_atomic
+from editing._training import load_originals, sample_grid, save_atomic, to_float, write_json_atomic
 from editing.base import Editor, EditResult, Trainer, file_digest
 from editing.registry import EditorPlugin
 from editing.sagan_nets import Discriminator, Generator, init_weights
@@ -116,7 +115,8 @@ class SaganTrainer(Trainer):
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(seed)
         arch, g, d, opt_g, opt_d = self._build()
-        images, labels = load_training_images(train_shards, self.attribute)
+        originals = load_originals(train_shards, "train")
+        images, labels = originals.images, originals.labels(self.attribute)
         if images.shape[-1] != self.image_size:
             raise ValueError(f"shards hold {images.shape[-1]} px images, the editor is configured for {self.image_size} px")
         rng = torch.Generator().manual_seed(seed)

@@ -138,6 +138,10 @@ class EvaluationConfig(_Frozen):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     far_levels: tuple[float, ...] = (1e-3, 1e-2)
     target_seed: int = Field(0, description="seed choosing each CelebA test identity's target image")
+    judge_steps: int = Field(1500, ge=1, description="training steps of the independent attribute classifier that judges edits")
+    judge_batch_size: int = Field(64, ge=2)
+    mask_threshold: float = Field(0.5, gt=0, lt=1, description="attention-mask threshold for IoU with the true region")
+    max_eval_images: int = Field(512, ge=1, description="held-out test images per attribute used to score an editor")
 
 
 class RunConfig(_Frozen):

@@ -1,0 +1,187 @@
+"""Editing quality, measured: `faceaug editors evaluate`.
+
+For one editor and attribute, on held-out test images (identities the editor never saw):
+
+* attribute success, both directions: images without the attribute are edited toward
+  "added", images with it toward "removed"; success = the independent judge
+  (`editing.judge`) predicts the target. Rates carry 95% Wilson intervals, and the
+  judge's rate on the *unedited* images is given beside them (what "success" would be
+  for an editor that does nothing), with the judge's accuracy on real test images.
+* preservation: mean absolute change (on the [-1, 1] scale, averaged over pixels and
+  channels) outside the ground-truth region of the attribute, and inside it.
+* mask quality (editors with a mask): share of the mask's mass inside the true region,
+  IoU of the thresholded mask with the region, mean mask value inside vs. outside.
+* identity preservation (when a verifier embedding is given): cosine similarity between
+  an image and its edit, next to same-identity and different-identity pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from editing._training import Originals, sample_grid, to_float, write_json_atomic
+from editing.base import Editor
+from editing.judge import AttributeJudge
+from pipeline.attributes import EDITED_ATTRIBUTES
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def region_masks(regions: torch.Tensor, attribute: str) -> torch.Tensor:
+    """N x H x W bitmasks -> N x 1 x H x W bool for one attribute."""
+    bit = list(EDITED_ATTRIBUTES).index(attribute)
+    return ((regions.long() >> bit) & 1).bool().unsqueeze(1)
+
+
+@torch.inference_mode()
+def evaluate_editor(
+    editor: Editor,
+    attribute: str,
+    test: Originals,
+    judge: AttributeJudge,
+    *,
+    mask_threshold: float = 0.5,
+    batch_size: int = 64,
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict:
+    labels = test.labels(attribute)
+    target = 1 - labels  # the flipped label, as in training
+    n = len(labels)
+    edited_all, masks = [], []
+    for i in range(0, n, batch_size):
+        x = to_float(test.images[i : i + batch_size])
+        result = editor.edit(x, target[i : i + batch_size])
+        edited_all.append(result.images.float().cpu())
+        masks.append(None if result.mask is None else result.mask.float().cpu())
+    edited = torch.cat(edited_all)
+    mask = torch.cat(masks) if all(m is not None for m in masks) else None
+    original = to_float(test.images)
+
+    p_edited = torch.cat([judge.predict(edited[i : i + 256], attribute) for i in range(0, n, 256)])
+    p_original = torch.cat([judge.predict(original[i : i + 256], attribute) for i in range(0, n, 256)])
+    out: dict = {"attribute": attribute, "editor": editor.name, "checkpoint_id": editor.checkpoint_id, "images": n,
+                 "judge_balanced_accuracy_on_real_test": judge.test_accuracy.get(attribute)}
+    for direction, chosen in (("added", labels < 0.5), ("removed", labels > 0.5)):
+        k = int(chosen.sum())
+        want = 1.0 if direction == "added" else 0.0
+        hits = int(((p_edited[chosen] > 0.5).float() == want).sum())
+        before = int(((p_original[chosen] > 0.5).float() == want).sum())
+        out[direction] = {
+            "images": k,
+            "success_rate": hits / k if k else None,
+            "success_ci95": wilson_interval(hits, k) if k else None,
+            "judge_says_target_before_edit": before / k if k else None,
+        }
+
+    change = (edited - original).abs().mean(dim=1, keepdim=True)  # N x 1 x H x W
+    if test.regions is not None:
+        region = region_masks(test.regions, attribute)
+        outside, inside = ~region, region
+        out["preservation"] = {
+            "mean_abs_change_outside_region": (change * outside).sum().item() / max(outside.sum().item(), 1),
+            "mean_abs_change_inside_region": (change * inside).sum().item() / max(inside.sum().item(), 1),
+            "region_fraction_of_image": inside.float().mean().item(),
+        }
+        if mask is not None:
+            thresholded = mask > mask_threshold
+            inter = (thresholded & region).flatten(1).sum(1).float()
+            union = (thresholded | region).flatten(1).sum(1).float()
+            out["mask"] = {
+                "mass_inside_region": (mask * region).sum().item() / max(mask.sum().item(), 1e-12),
+                "iou_at_threshold": (inter / union.clamp(min=1)).mean().item(),
+                "threshold": mask_threshold,
+                "mean_inside": (mask * region).sum().item() / max(region.sum().item(), 1),
+                "mean_outside": (mask * outside).sum().item() / max(outside.sum().item(), 1),
+            }
+    else:
+        out["preservation"] = {"mean_abs_change_whole_image": change.mean().item(), "note": "no ground-truth regions in this dataset"}
+
+    if embed is not None:
+        out["identity"] = identity_preservation(embed, original, edited, test.identities)
+    else:
+        out["identity"] = None  # needs a trained verifier (recognition stage)
+    return out | {"_edited": edited, "_mask": mask}
+
+
+def identity_preservation(embed, original: torch.Tensor, edited: torch.Tensor, identities: torch.Tensor) -> dict:
+    e0 = torch.nn.functional.normalize(embed(original), dim=1)
+    e1 = torch.nn.functional.normalize(embed(edited), dim=1)
+    edit_sim = (e0 * e1).sum(1)
+    sims = e0 @ e0.T
+    same = identities[:, None] == identities[None, :]
+    off_diag = ~torch.eye(len(identities), dtype=torch.bool)
+    return {
+        "original_vs_edited": edit_sim.mean().item(),
+        "same_identity_pairs": sims[same & off_diag].mean().item() if (same & off_diag).any() else None,
+        "different_identity_pairs": sims[~same].mean().item(),
+    }
+
+
+def write_evaluation(result: dict, test: Originals, attribute: str, out_dir: Path, rows: int = 8) -> dict:
+    """Write evaluation.json and evaluation.png (original | edited | mask | residual | true region)."""
+    edited, mask = result.pop("_edited"), result.pop("_mask")
+    labels = test.labels(attribute)
+    pick = torch.cat([torch.nonzero(labels < 0.5).view(-1)[: rows // 2], torch.nonzero(labels > 0.5).view(-1)[: rows // 2]])
+    grid = []
+    for i in pick.tolist():
+        x = to_float(test.images[i : i + 1])[0]
+        row = [x, edited[i], mask[i] if mask is not None else torch.zeros_like(x[:1]), (edited[i] - x).abs() * 2 - 1]
+        if test.regions is not None:
+            row.append(region_masks(test.regions[i : i + 1], attribute)[0].float())
+        grid.append(row)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if grid:
+        sample_grid(grid).save(out_dir / "evaluation.png")
+    write_json_atomic(result, out_dir / "evaluation.json")
+    return result
+
+
+def judge_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "judge" / "attribute_classifier.pt"
+
+
+def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
+    """The run's independent attribute classifier: trained once on the train originals, then reused."""
+    from editing._training import load_originals
+    from editing.judge import train_judge
+    from editing.training import originals_dir
+
+    path = judge_path(cfg.output_dir)
+    if path.exists():
+        return AttributeJudge.load(path)
+    shards = [str(originals_dir(cfg))]
+    train, test = load_originals(shards, "train"), load_originals(shards, "test")
+    progress(f"training the attribute judge on {len(train.images)} real train images")
+    return train_judge((train.images, train.attributes), (test.images, test.attributes), path,
+                       steps=cfg.evaluation.judge_steps, batch_size=cfg.evaluation.judge_batch_size,
+                       seed=cfg.seed, progress=progress)
+
+
+def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, editor_directory: str | Path | None = None,
+                   device: str = "cpu", progress: Callable[[str], None] = print) -> dict:
+    """Score the run's trained editor for `attribute` on the held-out test originals; writes JSON + grid beside it."""
+    from editing._training import load_originals
+    from editing.registry import get_plugin
+    from editing.training import editor_dir, originals_dir
+
+    name = editor_name or cfg.editor.name
+    directory = Path(editor_directory) if editor_directory else editor_dir(cfg, attribute, name)
+    editor = get_plugin(name).editor.load(directory, device=device)
+    judge = get_judge(cfg, progress)
+    test = load_originals([str(originals_dir(cfg))], "test", limit=cfg.evaluation.max_eval_images)
+    progress(f"evaluating {name}/{attribute} on {len(test.images)} held-out test images")
+    result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold)
+    return write_evaluation(result, test, attribute, directory)
