@@ -53,6 +53,63 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
     return (mask[:, :, 1:, :] - mask[:, :, :-1, :]).abs().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).abs().mean()
 
 
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                    s, n_critic: int, rng: torch.Generator, autocast: torch.dtype | None = None) -> dict[str, float]:
+    """One SaGAN iteration: `n_critic` discriminator updates, then one generator update.
+
+    `draw()` returns a fresh (images, labels) batch; `s` holds the loss weights (SaganParams).
+    """
+    device_type = next(g.parameters()).device.type
+    amp = torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None)
+    d_src = lambda x: d(x)[0]  # noqa: E731
+    # 1. Train the discriminator n_critic times, each on a fresh batch.
+    for _ in range(n_critic):
+        x, c_org = draw()
+        c_trg = 1 - c_org
+        with amp:
+            with torch.no_grad():
+                fake, _ = g(x, c_trg)
+            src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
+            src_real, src_fake = src[: len(x)], src[len(x):]
+            d_adv = -src_real.float().mean() + src_fake.float().mean()
+            d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
+            d_gp = gradient_penalty(d_src, x, fake.float(), rng)
+            d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+    # 2. Train the generator on the last batch. SAN does not see c, so one mask serves
+    #    both G(I, c) and G(I, c^g); AMN runs once on the stacked batch.
+    with amp:
+        mask = g.attend(x)
+        manip = g.manipulate(torch.cat([x, x]), torch.cat([c_trg, c_org]))
+        fake = g.blend(x, manip[: len(x)], mask)
+        same = g.blend(x, manip[len(x):], mask)
+        rec, _ = g(fake, c_org)
+        src_fake, cls_fake = d(fake)
+        g_adv = -src_fake.float().mean()
+        g_cls = F.binary_cross_entropy_with_logits(cls_fake.float(), c_trg)
+        g_dual = (x - rec.float()).abs().mean()
+        g_id = (x - same.float()).abs().mean()
+        g_loss = g_adv + s.lambda_cls * g_cls + s.lambda_dual * g_dual + s.lambda_identity * g_id
+        if s.mask_l1:
+            g_loss = g_loss + s.mask_l1 * mask.float().mean()
+        if s.mask_tv:
+            g_loss = g_loss + s.mask_tv * total_variation(mask.float())
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {"d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(), "g_adv": g_adv.item(), "g_cls": g_cls.item(),
+            "g_dual": g_dual.item(), "g_id": g_id.item(), "mask_mean": mask.float().mean().item()}
+
+
 class SaganEditor(Editor):
     name = "sagan"
     version = "1"
@@ -152,53 +209,13 @@ class SaganTrainer(Trainer):
 
         fixed_idx = torch.cat([positives[:4], negatives[: 8 - min(4, len(positives))]])
         fixed = to_float(images[fixed_idx]).to(self.device)
-        d_src = lambda x: d(x)[0]  # noqa: E731
         started, start_step = time.perf_counter(), step
+        autocast = _autocast_dtype(cfg.precision, self.device)
         while step < cfg.iterations:
-            # 1. Train the discriminator n_critic times, each on a fresh batch.
-            for _ in range(cfg.n_critic):
-                x, c_org = draw()
-                c_trg = 1 - c_org
-                with torch.no_grad():
-                    fake, _ = g(x, c_trg)
-                src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
-                src_real, src_fake = src[: len(x)], src[len(x):]
-                d_adv = -src_real.mean() + src_fake.mean()
-                d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)], c_org)
-                d_gp = gradient_penalty(d_src, x, fake, rng)
-                d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-
-            # 2. Train the generator on the last batch. SAN does not see c, so one mask
-            #    serves both G(I, c) and G(I, c^g); AMN runs once on the stacked batch.
-            mask = g.attend(x)
-            manip = g.manipulate(torch.cat([x, x]), torch.cat([c_trg, c_org]))
-            fake = g.blend(x, manip[: len(x)], mask)
-            same = g.blend(x, manip[len(x):], mask)
-            rec, _ = g(fake, c_org)
-            src_fake, cls_fake = d(fake)
-            g_adv = -src_fake.mean()
-            g_cls = F.binary_cross_entropy_with_logits(cls_fake, c_trg)
-            g_dual = (x - rec).abs().mean()
-            g_id = (x - same).abs().mean()
-            g_loss = g_adv + s.lambda_cls * g_cls + s.lambda_dual * g_dual + s.lambda_identity * g_id
-            if s.mask_l1:
-                g_loss = g_loss + s.mask_l1 * mask.mean()
-            if s.mask_tv:
-                g_loss = g_loss + s.mask_tv * total_variation(mask)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            history.append({"step": step + 1, **sagan_iteration(g, d, opt_g, opt_d, draw, s, cfg.n_critic, rng, autocast)})
             step += 1
 
             # 3. Log, sample, checkpoint.
-            history.append({
-                "step": step, "d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(),
-                "g_adv": g_adv.item(), "g_cls": g_cls.item(), "g_dual": g_dual.item(), "g_id": g_id.item(),
-                "mask_mean": mask.mean().item(),
-            })
             if step % max(1, min(50, cfg.iterations // 20)) == 0 or step == cfg.iterations:
                 rate = (step - start_step) / max(time.perf_counter() - started, 1e-9)
                 eta = (cfg.iterations - step) / max(rate, 1e-9)

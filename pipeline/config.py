@@ -93,6 +93,7 @@ class EditorConfig(_Frozen):
     checkpoint_every: int = Field(500, ge=1)
     sample_every: int = Field(500, ge=1)
     threads: int = Field(0, ge=0, description="torch threads per training process; 0 = let the stage decide")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
 
     @field_validator("attributes")
     @classmethod

@@ -1,0 +1,253 @@
+"""`faceaug`: the command line over every stage.
+
+Commands import their stage lazily, so `faceaug --help` is instant and a stage's
+heavy dependencies (torch, pyarrow) load only when that stage runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+PROFILE_HELP = "named profile: tiny (tests), demo (default, <=30 min on 2 CPU cores), evidence, paper (real CelebA/LFW, GPU)"
+SET_HELP = "override a config key, e.g. --set data.image_size=48 (repeatable; values are YAML)"
+
+
+def _config(profile: str, overrides: tuple[str, ...]):
+    from pipeline.config import ConfigError, load_config
+
+    try:
+        return load_config(profile, list(overrides))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _fail(exc: Exception) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """faceaug: does GAN face-attribute editing make a face verifier more robust?
+
+    \b
+    The stages, in order (each reads what the one before wrote under the run directory):
+      faceaug synth ...            render the synthetic CelebA/LFW-format benchmark
+      faceaug data check ...       check a CelebA or LFW tree (real or synthetic)
+      faceaug data prepare ...     render/check the sources and ingest them into Parquet shards
+      faceaug shards verify DIR    check shards against their manifest
+      faceaug editors list         the registered face editors (built-in and plugins)
+      faceaug editors train ...    train one editor per attribute on the originals shards
+      faceaug editors evaluate ... score editors: attribute success, preservation, mask quality
+      faceaug config show ...      print the resolved run config of a profile + overrides
+
+    Every stage takes --profile and --set key=value; `faceaug config show` prints what they resolve to.
+    """
+
+
+# ----------------------------------------------------------------------------- synth
+@main.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="directory to write celeba/ and lfw/ into")
+@click.option("--identities", default=400, show_default=True, help="CelebA-format identities")
+@click.option("--images-per-identity", default=20, show_default=True, help="median images per identity (CelebA: 21)")
+@click.option("--fixed-count", is_flag=True, help="give every identity exactly --images-per-identity images")
+@click.option("--size", default=128, show_default=True, help="image side in px")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--lfw-identities", default=None, type=int, help="LFW-format identities (default: half of --identities)")
+@click.option("--lfw-pairs-per-fold", default=None, type=int, help="matched (= mismatched) pairs per fold (real LFW: 300)")
+@click.option("--workers", default=None, type=int, help="rendering processes (default: all cores)")
+@click.option("--overwrite", is_flag=True, help="replace an existing tree in --out")
+def synth(out, identities, images_per_identity, fixed_count, size, seed, lfw_identities, lfw_pairs_per_fold, workers, overwrite):
+    """Render the synthetic face benchmark in CelebA and LFW file formats.
+
+    Writes OUT/celeba (img_align_celeba/, list_attr_celeba.txt, identity_CelebA.txt,
+    list_eval_partition.txt, attribute_regions/) and OUT/lfw (lfw/<Name>/, pairs*.txt).
+    """
+    from pipeline.synth import render_benchmark
+
+    try:
+        summary = render_benchmark(
+            out, identities=identities, images_per_identity=images_per_identity, size=size, seed=seed,
+            lfw_identities=lfw_identities, lfw_pairs_per_fold=lfw_pairs_per_fold, fixed_count=fixed_count,
+            workers=workers, overwrite=overwrite, progress=_progress_bar(),
+        )
+    except (ValueError, FileExistsError) as exc:
+        _fail(exc)
+    click.echo(json.dumps(summary, indent=2))
+
+
+def _progress_bar():
+    state = {"last": -1}
+
+    def show(done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct != state["last"]:
+            state["last"] = pct
+            click.echo(f"\r  rendered {done}/{total} ({pct}%)", nl=done >= total, err=True)
+
+    return show
+
+
+# ----------------------------------------------------------------------------- data
+@main.group()
+def data() -> None:
+    """Check dataset trees and ingest them into shards."""
+
+
+@data.command("check")
+@click.option("--celeba", "celeba_dir", type=click.Path(), help="root of a CelebA tree")
+@click.option("--lfw", "lfw_dir", type=click.Path(), help="root of an LFW tree")
+@click.option("--json", "as_json", is_flag=True, help="print a machine-readable summary")
+@click.option("--decode", is_flag=True, help="also decode every image (finds corrupt files; slower)")
+@click.option("--test-identities", default=2000, show_default=True, help="test identities of the paper split")
+def data_check(celeba_dir, lfw_dir, as_json, decode, test_identities):
+    """Summarise a CelebA and/or LFW tree and list every problem found.
+
+    Exits 1 when problems were found, so it can gate a pipeline.
+    """
+    from pipeline.datacheck import check_celeba, check_lfw, format_summary
+
+    if not celeba_dir and not lfw_dir:
+        raise click.UsageError("give --celeba DIR and/or --lfw DIR")
+    summaries = {}
+    if celeba_dir:
+        summaries["celeba"] = check_celeba(celeba_dir, decode=decode, test_identities=test_identities)
+    if lfw_dir:
+        summaries["lfw"] = check_lfw(lfw_dir, decode=decode)
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2))
+    else:
+        click.echo("\n\n".join(format_summary(s) for s in summaries.values()))
+    if any(s.get("problems") for s in summaries.values()):
+        sys.exit(1)
+
+
+@data.command("prepare")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def data_prepare(profile, overrides):
+    """Render (synthetic) or check (real) the sources and ingest them into <run>/shards/."""
+    from pipeline.errors import DatasetError
+    from pipeline.images import BadImageError
+    from pipeline.ingest import prepare_data
+
+    cfg = _config(profile, overrides)
+    try:
+        summary = prepare_data(cfg, progress=click.echo)
+    except (DatasetError, BadImageError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+    click.echo(json.dumps(summary, indent=2))
+    click.echo(f"shards written under {Path(cfg.output_dir) / 'shards'}; skipped images: {summary['skipped_images']}")
+
+
+# ----------------------------------------------------------------------------- shards
+@main.group()
+def shards() -> None:
+    """Inspect Parquet shard datasets."""
+
+
+@shards.command("verify")
+@click.argument("directory")
+@click.option("--json", "as_json", is_flag=True)
+def shards_verify(directory, as_json):
+    """Check every shard in DIRECTORY (or in each dataset under it) against its manifest entry.
+
+    Exits 1 on any mismatch, orphan or duplicate sample id.
+    """
+    from pipeline.shards import ShardStore
+
+    root = Path(directory)
+    stores = [root] if (root / "_manifest").exists() or not root.is_dir() else sorted(p.parent for p in root.glob("*/_manifest"))
+    if not stores:
+        _fail(ValueError(f"{root}: no shard dataset (no _manifest/ folder) here or one level below"))
+    ok = True
+    results = {}
+    for path in stores:
+        report = ShardStore(str(path)).verify()
+        ok &= report.ok
+        results[str(path)] = report
+    if as_json:
+        click.echo(json.dumps({k: {"ok": r.ok, "shards": r.shards, "rows": r.rows, "problems": r.problems} for k, r in results.items()}, indent=2))
+    else:
+        for path, report in results.items():
+            click.echo(f"{path}: {report.format()}")
+    sys.exit(0 if ok else 1)
+
+
+# ----------------------------------------------------------------------------- editors
+@main.group()
+def editors() -> None:
+    """Face editors: list, train."""
+
+
+@editors.command("list")
+def editors_list():
+    """The registered editors (entry-point group `faceaug.editors`) and any that failed to load."""
+    from editing.registry import available, failures
+
+    for name, plugin in available().items():
+        trainable = "trainable" if plugin.trainer else "no training"
+        click.echo(f"{name:12s} {plugin.description}  [{plugin.distribution or '?'}; {trainable}]")
+    for name, why in failures().items():
+        click.secho(f"{name:12s} FAILED TO LOAD: {why}", fg="red")
+
+
+@editors.command("train")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--editor", default=None, help="registered editor name (default: the config's editor.name)")
+@click.option("--attribute", "attributes", multiple=True, help="attribute(s) to train (default: the config's editor.attributes)")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
+def editors_train(profile, overrides, editor, attributes, device):
+    """Train editors on <run>/shards/originals; re-running resumes from the last checkpoint."""
+    from editing.training import train_editor
+
+    extra = list(overrides) + ([f"editor.name={editor}"] if editor else [])
+    cfg = _config(profile, tuple(extra))
+    for attribute in attributes or cfg.editor.attributes:
+        try:
+            out = train_editor(cfg, attribute, device=device, progress=click.echo)
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            _fail(exc)
+        click.echo(f"{attribute}: {out}")
+
+
+@editors.command("evaluate")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--editor", default=None, help="registered editor name (default: the config's editor.name)")
+@click.option("--attribute", "attributes", multiple=True, help="attribute(s) to score (default: the config's editor.attributes)")
+@click.option("--editor-dir", default=None, type=click.Path(), help="a trained editor's directory (default: the run's)")
+def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
+    """Score trained editors on held-out test identities; writes evaluation.json + evaluation.png beside each."""
+    from editing.evaluate import evaluate_stage
+
+    cfg = _config(profile, overrides)
+    for attribute in attributes or cfg.editor.attributes:
+        try:
+            result = evaluate_stage(cfg, attribute, editor_name=editor, editor_directory=editor_dir, progress=click.echo)
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            _fail(exc)
+        click.echo(json.dumps(result, indent=2))
+
+
+# ----------------------------------------------------------------------------- config
+@main.group()
+def config() -> None:
+    """Show run configurations."""
+
+
+@config.command("show")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def config_show(profile, overrides):
+    """Print the resolved run config (profile + overrides) as JSON."""
+    click.echo(_config(profile, overrides).to_json())
+
+
+if __name__ == "__main__":
+    main()

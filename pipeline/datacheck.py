@@ -1,0 +1,208 @@
+"""Summaries of a CelebA or LFW tree for `faceaug data check`: counts, splits, problems.
+
+`check_celeba` and `check_lfw` never raise on a bad tree: everything wrong goes into the
+summary's "problems" list (file, line, message), so one run shows all there is to fix.
+With `decode=True` every image is decoded in worker processes, and undecodable files
+become problems too; mode conversions are counted as `ImageReport` does during ingest.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from pipeline.celeba import IMAGE_DIR as CELEBA_IMAGE_DIR
+from pipeline.celeba import CelebA, attribute_prevalence, official_split, paper_split
+from pipeline.errors import DatasetError, Problem
+from pipeline.images import BadImageError, ImageReport, load_rgb
+from pipeline.lfw import IMAGE_DIR as LFW_IMAGE_DIR
+from pipeline.lfw import LFW
+
+# Without decode, image sizes are read from the headers of this many evenly spaced images.
+SIZE_SAMPLE = 200
+DECODE_CHUNK = 256
+
+
+def check_celeba(root: str | Path, *, decode: bool = False, workers: int | None = None, test_identities: int = 2000) -> dict:
+    """JSON-able summary of a CelebA tree (see the module docstring)."""
+    root = Path(root)
+    celeba, found = CelebA.scan(root)
+    problems = list(found)
+    summary: dict = {"dataset": "celeba", "path": str(root), "images": 0, "identities": 0}
+    if celeba is not None:
+        records = celeba.records
+        groups = celeba.identities()
+        counts = sorted(len(v) for v in groups.values())
+        summary.update(images=len(records), identities=len(groups))
+        summary["images_per_identity"] = (
+            {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]} if counts else None
+        )
+        splits: dict = {}
+        try:
+            split = paper_split(celeba, test_identities=test_identities)
+            splits["paper"] = {"test_identities": test_identities, **_parts(split, ("train", "test"))}
+        except DatasetError as exc:
+            problems.extend(exc.problems)
+            splits["paper"] = {"error": str(exc)}
+        try:
+            split = official_split(celeba)
+            splits["official"] = _parts(split, ("train", "valid", "test"))
+        except DatasetError as exc:
+            problems.extend(exc.problems)
+            splits["official"] = {"error": str(exc)}
+        summary["splits"] = splits
+        summary["attribute_prevalence"] = {k: round(v, 6) for k, v in attribute_prevalence(records).items()}
+        paths = [celeba.image_path(r.image_id) for r in records]
+        summary.update(_image_facts(paths, root, decode, workers, problems, CELEBA_IMAGE_DIR))
+    summary["problems"] = [p.as_dict() for p in problems]
+    return summary
+
+
+def check_lfw(root: str | Path, *, decode: bool = False, workers: int | None = None) -> dict:
+    """JSON-able summary of an LFW tree: people, images, pairs per file, folds, problems."""
+    root = Path(root)
+    lfw, found = LFW.scan(root)
+    problems = list(found)
+    summary: dict = {"dataset": "lfw", "path": str(root), "people": 0, "images": 0}
+    if lfw is not None:
+        people = lfw.people()
+        images = lfw.images()
+        summary.update(people=len(people), images=len(images))
+        counts = sorted(people.values())
+        summary["images_per_person"] = (
+            {"min": counts[0], "median": statistics.median(counts), "max": counts[-1]} if counts else None
+        )
+        summary["folds"] = lfw.folds
+        summary["pair_files"] = {
+            name: {"pairs": len(ps), "matched": sum(p.same for p in ps), "mismatched": sum(not p.same for p in ps),
+                   "folds": len({p.fold for p in ps})}
+            for name, ps in lfw.pair_sets.items()
+        }
+        summary.update(pairs=len(lfw.pairs), matched=sum(p.same for p in lfw.pairs),
+                       mismatched=sum(not p.same for p in lfw.pairs))
+        summary["images_in_pairs"] = len({rel for p in lfw.pairs for rel in (p.left, p.right)})
+        paths = [lfw.image_path(rel) for rel in images]
+        summary.update(_image_facts(paths, root, decode, workers, problems, LFW_IMAGE_DIR))
+    summary["problems"] = [p.as_dict() for p in problems]
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """A few aligned lines for people; problems listed at the end."""
+    rows: list[tuple[str, str]] = [("dataset", f"{summary.get('dataset')} at {summary.get('path')}")]
+    if summary.get("dataset") == "celeba":
+        rows.append(("images", f"{summary.get('images', 0)} of {summary.get('identities', 0)} identities"))
+        ipi = summary.get("images_per_identity")
+        if ipi:
+            rows.append(("images/identity", f"min {ipi['min']}, median {ipi['median']}, max {ipi['max']}"))
+        for name, split in summary.get("splits", {}).items():
+            if "error" in split:
+                rows.append((f"{name} split", "not available (see problems)"))
+                continue
+            parts = [f"{part} {v['images']} images / {v['identities']} ids" for part, v in split.items() if isinstance(v, dict)]
+            rows.append((f"{name} split", "; ".join(parts)))
+        prev = summary.get("attribute_prevalence")
+        if prev:
+            top = ", ".join(f"{k} {v:.1%}" for k, v in sorted(prev.items(), key=lambda kv: -kv[1])[:5])
+            rows.append(("most common", top))
+    else:
+        rows.append(("people", str(summary.get("people", 0))))
+        rows.append(("images", str(summary.get("images", 0))))
+        for name, info in summary.get("pair_files", {}).items():
+            rows.append((name, f"{info['pairs']} pairs ({info['matched']} matched, {info['mismatched']} mismatched) "
+                               f"in {info['folds']} fold{'s' if info['folds'] != 1 else ''}"))
+    sizes = summary.get("image_sizes")
+    if sizes:
+        how = "all decoded" if summary.get("decoded") else f"{summary.get('image_sizes_checked', 0)} sampled"
+        rows.append(("image sizes", ", ".join(f"{k} x{v}" for k, v in sizes.items()) + f" ({how})"))
+    conv = summary.get("image_report", {}).get("converted") if summary.get("decoded") else None
+    if conv:
+        rows.append(("converted", ", ".join(f"{k} x{v}" for k, v in conv.items())))
+    width = max(len(k) for k, _ in rows)
+    out = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    problems = summary.get("problems", [])
+    if problems:
+        out.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}:")
+        out.extend(f"  {Problem(p['file'], p['line'], p['message'])}" for p in problems)
+    else:
+        out.append("no problems found")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _parts(split, names: tuple[str, ...]) -> dict:
+    return {
+        name: {"images": len(getattr(split, name)), "identities": len(getattr(split, f"{name}_identities"))}
+        for name in names
+    }
+
+
+def _image_facts(paths: list[Path], root: Path, decode: bool, workers: int | None,
+                 problems: list[Problem], image_dir: str) -> dict:
+    """Image sizes (sampled headers, or every image decoded) and, when decoding, bad files as problems."""
+    def rel(p: str) -> str:
+        try:
+            return str(Path(p).relative_to(root))
+        except ValueError:
+            return str(p)
+
+    if decode:
+        paths = [p for p in paths if p.is_file()]  # missing files and directories were reported by the scan
+        sizes, report = decode_all([str(p) for p in paths], workers)
+        for path, reason in report.skipped:
+            problems.append(Problem(rel(path), None, reason))
+        return {"decoded": True, "image_sizes": _sorted_sizes(sizes), "image_sizes_checked": len(paths) - len(report.skipped),
+                "image_report": report.as_dict()}
+    step = max(1, len(paths) // SIZE_SAMPLE)
+    sample = paths[::step][:SIZE_SAMPLE]
+    sizes: Counter = Counter()
+    existing = [p for p in sample if p.is_file()]  # missing files were reported by the scan
+    for p in existing:
+        try:
+            with Image.open(p) as im:
+                sizes[f"{im.width}x{im.height}"] += 1
+        except (OSError, ValueError, SyntaxError) as exc:
+            problems.append(Problem(rel(str(p)), None, f"cannot read image header ({exc})"))
+    return {"decoded": False, "image_sizes": _sorted_sizes(sizes), "image_sizes_checked": len(existing)}
+
+
+def _sorted_sizes(sizes: Counter) -> dict[str, int]:
+    return dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _decode_chunk(paths: list[str]) -> tuple[Counter, ImageReport]:
+    """Worker: decode every file; sizes seen and a report of conversions and failures."""
+    sizes: Counter = Counter()
+    report = ImageReport()
+    for path in paths:
+        try:
+            arr = load_rgb(path, report)
+        except BadImageError as exc:
+            report.skipped.append((exc.path, exc.reason))
+            continue
+        sizes[f"{arr.shape[1]}x{arr.shape[0]}"] += 1
+    return sizes, report
+
+
+def decode_all(paths: list[str], workers: int | None = None) -> tuple[Counter, ImageReport]:
+    """Decode every image (chunked over `workers` processes); -> (WxH counts, ImageReport)."""
+    workers = workers or os.cpu_count() or 1
+    chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
+    sizes: Counter = Counter()
+    report = ImageReport()
+    if workers == 1 or len(chunks) <= 1:
+        results = map(_decode_chunk, chunks)
+        for s, r in results:
+            sizes.update(s)
+            report.merge(r)
+        return sizes, report
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        for s, r in pool.map(_decode_chunk, chunks):
+            sizes.update(s)
+            report.merge(r)
+    return sizes, report
