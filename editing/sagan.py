@@ -191,7 +191,7 @@ class SaganTrainer(Trainer):
 
         positives = torch.nonzero(labels > 0.5).view(-1)
         negatives = torch.nonzero(labels < 0.5).view(-1)
-        balance = bool(cfg.params.get("balance_attribute", False))
+        balance = cfg.balance_attribute
         if balance and (len(positives) == 0 or len(negatives) == 0):
             raise ValueError(f"cannot balance batches: {len(positives)} images with {self.attribute}, {len(negatives)} without")
 

@@ -43,6 +43,7 @@ def main() -> None:
       faceaug editors list         the registered face editors (built-in and plugins)
       faceaug editors train ...    train one editor per attribute on the originals shards
       faceaug editors evaluate ... score editors: attribute success, preservation, mask quality
+      faceaug augment ...          edit every train image: original + added + removed, into shards
       faceaug config show ...      print the resolved run config of a profile + overrides
 
     Every stage takes --profile and --set key=value; `faceaug config show` prints what they resolve to.
@@ -233,6 +234,28 @@ def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
             _fail(exc)
         click.echo(json.dumps(result, indent=2))
+
+
+# ----------------------------------------------------------------------------- augment
+@main.command()
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--attribute", "attributes", multiple=True, help="attribute(s) to augment (default: the config's editor.attributes)")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
+def augment(profile, overrides, attributes, device):
+    """Run each attribute's trained editor over the train originals -> <run>/shards/aug-<attribute>/.
+
+    Re-running skips finished shards; an interrupted run resumes with no row duplicated or lost.
+    """
+    from editing.augment import augment_stage
+
+    cfg = _config(profile, overrides)
+    for attribute in attributes or cfg.editor.attributes:
+        try:
+            summary = augment_stage(cfg, attribute, device=device, progress=click.echo)
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            _fail(exc)
+        click.echo(json.dumps(summary, indent=2))
 
 
 # ----------------------------------------------------------------------------- config

@@ -94,6 +94,7 @@ class EditorConfig(_Frozen):
     sample_every: int = Field(500, ge=1)
     threads: int = Field(0, ge=0, description="torch threads per training process; 0 = let the stage decide")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
+    balance_attribute: bool = Field(False, description="half of each batch has the attribute (not in the paper; helps rare attributes)")
 
     @field_validator("attributes")
     @classmethod
