@@ -30,7 +30,8 @@ class Originals:
         return self.attributes[:, index_of(attribute)].float()
 
 
-def _decode(blob: bytes, mode: str) -> np.ndarray:
+def decode_image(blob: bytes, mode: str = "RGB") -> np.ndarray:
+    """Shard image bytes -> HxWx3 (RGB) or HxW (L) uint8."""
     with Image.open(io.BytesIO(blob)) as im:
         return np.asarray(im.convert(mode), dtype=np.uint8)
 
@@ -52,12 +53,12 @@ def load_originals(shard_paths: list[str], split: str = "train", limit: int | No
         for i, kind in enumerate(cols["edit_kind"]):
             if kind != "original":
                 continue
-            images.append(_decode(cols["image"][i], "RGB"))
+            images.append(decode_image(cols["image"][i]))
             attrs.append(cols["attributes"][i])
             ids.append(cols["identity"][i])
             sample_ids.append(cols["sample_id"][i])
             blob = cols["regions"][i]
-            regions.append(None if blob is None else _decode(blob, "L"))
+            regions.append(None if blob is None else decode_image(blob, "L"))
             if limit is not None and len(images) >= limit:
                 break
     if not images:

@@ -20,7 +20,6 @@ overlapped with the editor's batches on the device.
 
 from __future__ import annotations
 
-import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,17 +28,12 @@ from typing import Callable
 import numpy as np
 import pyarrow.compute as pc
 import torch
-from PIL import Image
 
+from editing._training import decode_image
 from editing.base import Editor
 from pipeline.attributes import index_of
 from pipeline.images import encode_png
 from pipeline.shards import ShardStore
-
-
-def _decode(blob: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(blob)) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def _to_uint8(batch: torch.Tensor) -> np.ndarray:
@@ -81,7 +75,7 @@ def augment_attribute(
                 done += chunk.num_rows
                 continue
             rows = chunk.to_pylist()
-            pixels = list(pool.map(_decode, [r["image"] for r in rows]))
+            pixels = list(pool.map(decode_image, [r["image"] for r in rows]))
             edited: dict[str, list[np.ndarray]] = {"added": [], "removed": []}
             for i in range(0, len(rows), batch_size):
                 x = torch.from_numpy(np.stack(pixels[i : i + batch_size])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
