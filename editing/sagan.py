@@ -91,7 +91,8 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable
         mask = g.attend(x)
         manip = g.manipulate(torch.cat([x, x]), torch.cat([c_trg, c_org]))
         fake = g.blend(x, manip[: len(x)], mask)
-        same = g.blend(x, manip[len(x):], mask)
+        # Identity loss (eq. 10, λ2): with identity_trains_mask=False it cannot be met by shutting the mask.
+        same = g.blend(x, manip[len(x):], mask if s.identity_trains_mask else mask.detach())
         rec, _ = g(fake, c_org)
         src_fake, cls_fake = d(fake)
         g_adv = -src_fake.float().mean()

@@ -78,6 +78,8 @@ class SaganParams(_Frozen):
     lambda_identity: float = Field(100.0, ge=0, description="λ2, identity reconstruction")
     mask_l1: float = Field(0.0, ge=0, description="L1 penalty on the attention mask; not in the paper")
     mask_tv: float = Field(0.0, ge=0, description="total-variation penalty on the mask; not in the paper")
+    identity_trains_mask: bool = Field(True, description="paper: True. False detaches the mask in the identity loss, so that "
+                                       "loss trains the AMN to reproduce the input instead of shutting the mask (a fix for mask collapse)")
 
 
 class EditorConfig(_Frozen):
@@ -121,6 +123,7 @@ class VerifierConfig(_Frozen):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     warmup_steps: int = Field(100, ge=0)
+    checkpoint_every: int = Field(200, ge=1, description="optimiser steps between resumable checkpoints")
     arms: tuple[str, ...] = Field(("baseline", "aug-eyeglasses", "aug-mouth_slightly_open", "aug-smiling", "aug-no_beard", "aug-all"))
     seeds: tuple[int, ...] = (0,)
     threads: int = Field(0, ge=0)
