@@ -15,6 +15,12 @@ global worker i mod (world_size * num_workers), so each sample is yielded
 exactly once per epoch. Rows of a worker's units pass through a shuffle buffer
 that mixes several shards. Only committed shards (ShardStore.entries) are read.
 
+Each source may carry its own edit_kind filter: `paths` items are store paths
+(filtered by `edit_kinds`) or `(path, edit_kinds)` pairs, e.g. the aug-all arm
+
+    ShardImageDataset([("runs/x/shards/originals", None),
+                       ("runs/x/shards/aug-eyeglasses", ("added", "removed")), ...])
+
 With persistent_workers=True a DataLoader keeps the dataset copies it made, so
 set_epoch() would not reach them; use the default (persistent_workers=False) or
 pass the epoch another way.
@@ -39,6 +45,16 @@ from pipeline.shards import EDIT_KINDS, NUM_ATTRIBUTES, ShardEntry, ShardStore
 _BASE_COLUMNS = ("sample_id", "image", "identity", "attributes")
 
 
+def _check_kinds(kinds: Sequence[str] | None) -> None:
+    if kinds is None:
+        return
+    if isinstance(kinds, str):
+        raise ValueError(f"edit_kinds must be a sequence of kinds, not the string {kinds!r}")
+    unknown = set(kinds) - set(EDIT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown edit_kinds {sorted(unknown)}; choose from {EDIT_KINDS}")
+
+
 @dataclass(frozen=True)
 class _Unit:
     """One row group of one shard: the smallest piece of work given to a worker."""
@@ -54,7 +70,7 @@ class ShardImageDataset(IterableDataset):
 
     def __init__(
         self,
-        paths: str | os.PathLike | Sequence[str | os.PathLike],
+        paths: str | os.PathLike | Sequence[str | os.PathLike | tuple[str | os.PathLike, Sequence[str] | None]],
         *,
         split: str | None = "train",
         edit_kinds: Sequence[str] | None = None,
@@ -72,15 +88,23 @@ class ShardImageDataset(IterableDataset):
             paths = [paths]
         if not paths:
             raise ValueError("ShardImageDataset needs at least one store path")
-        if edit_kinds is not None:
-            unknown = set(edit_kinds) - set(EDIT_KINDS)
-            if unknown:
-                raise ValueError(f"unknown edit_kinds {sorted(unknown)}; choose from {EDIT_KINDS}")
+        _check_kinds(edit_kinds)
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
-        self.paths = [str(p) for p in paths]
         self.split = split
         self.edit_kinds = tuple(edit_kinds) if edit_kinds is not None else None
+        # Per-source edit_kind filters: a bare path takes `edit_kinds`, a pair its own.
+        self.paths: list[str] = []
+        self.source_kinds: list[tuple[str, ...] | None] = []
+        for item in paths:
+            if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (str, os.PathLike)):
+                path, kinds = item
+                _check_kinds(kinds)
+                kinds = tuple(kinds) if kinds is not None else None
+            else:
+                path, kinds = item, self.edit_kinds
+            self.paths.append(str(path))
+            self.source_kinds.append(kinds)
         self.extra_columns = tuple(c for c in columns if c not in _BASE_COLUMNS)
         self.shuffle = shuffle
         self.seed = int(seed)
@@ -107,7 +131,7 @@ class ShardImageDataset(IterableDataset):
                 # filtered length and the identities for the label map.
                 with store.fs.open(store.url_of(e), "rb") as f:
                     t = pq.read_table(f, columns=["identity", "split", "edit_kind"])
-                t = t.filter(self._mask(t)) if self._filtering else t
+                t = t.filter(self._mask(t, si)) if self._filtering(si) else t
                 self._len += t.num_rows
                 identities.update(pc.unique(t["identity"]).to_pylist())
         if label_map is None:
@@ -133,16 +157,16 @@ class ShardImageDataset(IterableDataset):
         self.epoch = int(epoch)
 
     # -- iteration ---------------------------------------------------------
-    @property
-    def _filtering(self) -> bool:
-        return self.split is not None or self.edit_kinds is not None
+    def _filtering(self, store: int) -> bool:
+        return self.split is not None or self.source_kinds[store] is not None
 
-    def _mask(self, t: pa.Table) -> pa.ChunkedArray:
+    def _mask(self, t: pa.Table, store: int) -> pa.ChunkedArray:
         mask = None
+        kinds = self.source_kinds[store]
         if self.split is not None:
             mask = pc.equal(t["split"], self.split)
-        if self.edit_kinds is not None:
-            m = pc.is_in(t["edit_kind"], value_set=pa.array(self.edit_kinds))
+        if kinds is not None:
+            m = pc.is_in(t["edit_kind"], value_set=pa.array(kinds))
             mask = m if mask is None else pc.and_(mask, m)
         return mask
 
@@ -166,10 +190,10 @@ class ShardImageDataset(IterableDataset):
             files[key] = pq.ParquetFile(store.fs.open(store.url_of(entry), "rb"))
         cols = list(dict.fromkeys([*_BASE_COLUMNS, *self.extra_columns,
                                    *(["split"] if self.split is not None else []),
-                                   *(["edit_kind"] if self.edit_kinds is not None else [])]))
+                                   *(["edit_kind"] if self.source_kinds[unit.store] is not None else [])]))
         t = files[key].read_row_group(unit.row_group, columns=cols)
-        if self._filtering:
-            t = t.filter(self._mask(t))
+        if self._filtering(unit.store):
+            t = t.filter(self._mask(t, unit.store))
         if t.num_rows == 0:
             return []
         attrs = t["attributes"].combine_chunks().flatten().to_numpy(zero_copy_only=False)

@@ -165,3 +165,19 @@ def test_memory_store_loader():
     rows = _write_store(root, 0, 8, 2, "smiling")
     ds = ShardImageDataset(root)
     assert sorted(i["sample_id"] for i in ds) == _expected(rows)
+
+
+def test_per_source_edit_kinds(stores):
+    """aug-all style: originals of one store plus only the edits of another, in one dataset."""
+    root, glasses, baseline = stores
+    ds = ShardImageDataset([(root / "baseline", None), (str(root / "eyeglasses"), ("added", "removed"))],
+                           columns=["edit_kind"])
+    want = sorted(_expected(baseline) + _expected(glasses, kinds=("added", "removed")))
+    items = list(ds)
+    assert len(ds) == len(items) == len(want)
+    assert sorted(i["sample_id"] for i in items) == want
+    # A bare path keeps taking the global filter, a pair overrides it.
+    mixed = ShardImageDataset([root / "baseline", (root / "eyeglasses", ["removed"])], edit_kinds=["original"])
+    assert sorted(i["sample_id"] for i in mixed) == sorted(_expected(baseline) + _expected(glasses, kinds=("removed",)))
+    with pytest.raises(ValueError, match="edit_kinds"):
+        ShardImageDataset([(root / "eyeglasses", ("flipped",))])

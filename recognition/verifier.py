@@ -1,0 +1,395 @@
+"""The face verifier: a timm backbone trained from scratch with a margin-softmax head.
+
+    out = train_verifier(sources=[("runs/x/shards/originals", None)], cfg=cfg.verifier,
+                         image_size=64, out_dir=Path("runs/x/verifiers/baseline/seed-0"), seed=0)
+    model = load_verifier(out)
+    emb = embed(model, images)                       # N x D, unit norm, flip-averaged
+    ids, identities, emb = embed_store(model, "runs/x/shards/originals", split="test")
+
+Files in `out_dir`:
+
+    checkpoint.pt   full training state, rewritten atomically every `cfg.checkpoint_every`
+                    steps and at the end: model, head, optimiser, step, loader position,
+                    RNG states, loss history, config, sources
+    verifier.pt     the finished model: weights, arch args, label count, label identities,
+                    image size, config, sources (written once training completes)
+    training.json   steps, budget, samples seen, images/s, loss curve, ... (on completion)
+
+Budget: `equal_steps` trains `cfg.steps` optimiser steps whatever the arm's size, so arms
+compared against each other get identical compute and an identical learning-rate schedule;
+`equal_epochs` trains `cfg.epochs * ceil(N / batch_size)` steps, N the arm's sample count.
+
+Exact resume: every batch is full, drawn from one continuous stream that concatenates the
+loader's epochs 0, 1, 2, ...; each epoch's order is a pure function of (seed, epoch,
+loader workers) (pipeline.loader shuffles by (seed, epoch)), so the samples consumed
+after `step` steps are the first `step * batch_size` of that stream: epoch
+`step*B // N`, offset `step*B % N`. A resumed run restarts that epoch and discards
+(decodes, then drops) the first `offset` samples. Flips are a pure function of
+(seed, step), the learning rate a pure function of step (linear warmup, then cosine
+decay to 0 over the total steps), and the weights, head, optimiser momentum and RNG
+states come from the checkpoint, so a run interrupted at any point and resumed ends
+with exactly the weights of an uninterrupted one (same device and thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from editing._training import save_atomic, write_json_atomic
+from pipeline.config import VerifierConfig
+from recognition.heads import make_head
+
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "verifier.pt"
+TRAINING_JSON = "training.json"
+# Config fields that do not change what one training run computes.
+_NOT_TRAINING = {"threads", "arms", "seeds", "checkpoint_every"}
+
+
+def small_input_for(image_size: int) -> int:
+    """The stem for images of this size (see `Verifier`): 0 = ImageNet stem (> 64 px),
+    2 = 3x3 stride-2 conv without max-pool (33-64 px), 1 = 3x3 stride-1 conv without max-pool (<= 32 px).
+    Each keeps the first residual stage at 32 px or more, at about the FLOPs of the ImageNet stem at 128 px."""
+    if image_size <= 32:
+        return 1
+    return 2 if image_size <= 64 else 0
+
+
+class Verifier(nn.Module):
+    """timm backbone (no classifier, random init — never pretrained) + Linear/BatchNorm1d
+    embedding; forward returns L2-normalised embeddings (B x embedding_dim, fp32).
+
+    small_input: 0 keeps the ImageNet stem (7x7 stride-2 conv + 3x3 stride-2 max-pool, which
+    would shrink a 32-64 px face to 8-16 px before the first block); 1 or 2 replaces it with a
+    3x3 conv of that stride and no pooling, as CIFAR-style ResNets do. `small_input_for(size)`
+    picks stride 1 up to 32 px and stride 2 up to 64 px, so the first stage always works on
+    32 px or more (a stride-1 stem at 64 px would cost ~4x the FLOPs of the ImageNet stem at
+    128 px). Needs a backbone with `conv1` and `maxpool` (timm's ResNet family).
+    """
+
+    def __init__(self, arch: str = "resnet18", embedding_dim: int = 512, small_input: int = 0):
+        super().__init__()
+        import timm  # heavy import, only where a model is built
+
+        self.arch_args = {"arch": arch, "embedding_dim": embedding_dim, "small_input": small_input}
+        self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
+        if small_input:
+            conv1, maxpool = getattr(self.backbone, "conv1", None), getattr(self.backbone, "maxpool", None)
+            if not isinstance(conv1, nn.Conv2d) or maxpool is None:
+                raise ValueError(f"small_input needs a ResNet-style backbone with conv1/maxpool; {arch!r} has none")
+            stride = 1 if small_input is True else int(small_input)
+            self.backbone.conv1 = nn.Conv2d(conv1.in_channels, conv1.out_channels, 3, stride, 1, bias=False)
+            self.backbone.maxpool = nn.Identity()
+        self.embedding = nn.Sequential(
+            nn.Linear(self.backbone.num_features, embedding_dim, bias=False),
+            nn.BatchNorm1d(embedding_dim),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.embedding(self.backbone(images)).float(), dim=1)
+
+
+# ---------------------------------------------------------------------------
+# Small pure helpers
+# ---------------------------------------------------------------------------
+
+
+def total_steps(cfg: VerifierConfig, num_samples: int) -> int:
+    """Optimiser steps for an arm of `num_samples` training samples under cfg.budget."""
+    if cfg.budget == "equal_steps":
+        return cfg.steps
+    return cfg.epochs * math.ceil(num_samples / cfg.batch_size)
+
+
+def lr_at(step: int, *, base_lr: float, warmup: int, total: int) -> float:
+    """Linear warmup over `warmup` steps, then cosine decay to 0 at `total` (step counts from 0)."""
+    warmup = min(warmup, total)
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def flip_mask(seed: int, step: int, batch: int) -> torch.Tensor:
+    """Which images of the batch at `step` are mirrored: a pure function of (seed, step)."""
+    state = np.random.SeedSequence([seed, step, 0xF11B]).generate_state(2)
+    g = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.rand(batch, generator=g) < 0.5
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def _training_key(cfg: VerifierConfig) -> dict:
+    return {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in _NOT_TRAINING}
+
+
+def _norm_sources(sources: Sequence[tuple]) -> list[list]:
+    """[(path, kinds|None)] -> JSON-able [[path, [kinds]|None]] in a fixed form."""
+    out = []
+    for item in sources:
+        path, kinds = item
+        out.append([str(path), list(kinds) if kinds is not None else None])
+    if not out:
+        raise ValueError("train_verifier needs at least one source")
+    return out
+
+
+def _dataset(sources: list[list], *, seed: int, image_size: int, split: str | None = "train", shuffle: bool = True):
+    from pipeline.loader import ShardImageDataset
+
+    return ShardImageDataset([(p, tuple(k) if k is not None else None) for p, k in sources], split=split,
+                             shuffle=shuffle, seed=seed, image_size=image_size)
+
+
+def _stream(ds, start_sample: int, workers: int):
+    """Samples (image, label) from the continuous epoch stream, starting at sample `start_sample`."""
+    from torch.utils.data import DataLoader
+
+    n = len(ds)
+    epoch, offset = divmod(start_sample, n)
+    while True:
+        ds.set_epoch(epoch)
+        # A fresh (non-persistent) loader per epoch so set_epoch reaches the worker copies.
+        items = DataLoader(ds, batch_size=None, num_workers=workers) if workers else ds
+        for k, item in enumerate(items):
+            if k >= offset:
+                yield item["image"], item["label"]
+        epoch, offset = epoch + 1, 0
+
+
+def _batches(ds, batch_size: int, start_step: int, workers: int):
+    stream = _stream(ds, start_step * batch_size, workers)
+    while True:
+        images, labels = zip(*(next(stream) for _ in range(batch_size)))
+        yield torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+def train_verifier(
+    *,
+    sources: Sequence[tuple[str, tuple[str, ...] | None]],
+    cfg: VerifierConfig,
+    image_size: int,
+    out_dir: Path,
+    seed: int,
+    device: str | None = None,
+    workers: int = 0,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Train (or resume, or reuse) one verifier on the train split of `sources`; returns out_dir.
+
+    sources: (shard store path, edit kinds to keep or None for all) per store, e.g.
+    baseline [(originals, None)], aug-all [(originals, None), (aug-x, ("added", "removed")), ...].
+    device: None picks CUDA when available. workers: loader processes (0 = decode in this
+    process); part of the data order, so a resumed run uses the checkpoint's value.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    srcs = _norm_sources(sources)
+    key = {"config": _training_key(cfg), "sources": srcs, "seed": seed, "image_size": image_size}
+    tag = f"verifier[{out.name}]"
+
+    # 0. Reuse a finished training with the same inputs; refuse to mix different ones.
+    if (out / WEIGHTS).exists() and (out / TRAINING_JSON).exists():
+        done = json.loads((out / TRAINING_JSON).read_text())
+        if done.get("key") == key:
+            progress(f"{tag}: already trained ({out})")
+            return out
+        raise ValueError(f"{out} holds a verifier trained with other settings; use another out_dir or delete it")
+    state = None
+    if (out / CHECKPOINT).exists():
+        state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+        if state["key"] != key:
+            raise ValueError(f"{out / CHECKPOINT} is from a training with other settings; use another out_dir or delete it")
+        workers = state["workers"]
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ds = _dataset(srcs, seed=seed, image_size=image_size)
+    n = len(ds)
+    if n < 2:
+        raise ValueError(f"{srcs}: {n} training samples; need at least 2")
+    total = total_steps(cfg, n)
+    label_identities = sorted(ds.label_map, key=ds.label_map.get)
+
+    # 1. Build model, head and optimiser (seeded init), then restore the checkpoint over them.
+    torch.manual_seed(seed)
+    small = small_input_for(image_size)
+    model = Verifier(cfg.arch, cfg.embedding_dim, small).to(dev, memory_format=torch.channels_last)
+    head = make_head(cfg.head, cfg.embedding_dim, ds.num_classes, scale=cfg.scale, margin=cfg.margin).to(dev)
+    opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    step, losses, resumed_from = 0, [], None
+    if state is not None:
+        if state["num_samples"] != n or state["label_identities"] != label_identities:
+            raise ValueError(f"{out / CHECKPOINT}: the training data changed since the checkpoint "
+                             f"({state['num_samples']} -> {n} samples)")
+        model.load_state_dict(state["model"])
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if dev.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
+        step, losses, resumed_from = state["step"], list(state["losses"]), state["step"]
+        progress(f"{tag}: resuming at step {step}/{total} (epoch {step * cfg.batch_size // n}, "
+                 f"skipping {step * cfg.batch_size % n} consumed samples)")
+    else:
+        progress(f"{tag}: {n} samples, {ds.num_classes} identities, {total} steps ({cfg.budget}), "
+                 f"{cfg.arch} {'small-input stem' if small else 'ImageNet stem'} at {image_size} px on {dev}")
+
+    def checkpoint() -> None:
+        rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+        save_atomic({
+            "step": step, "model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+            "schedule": {"kind": "warmup_cosine", "base_lr": cfg.lr, "warmup": cfg.warmup_steps, "total": total,
+                         "lr": lr_at(max(step - 1, 0), base_lr=cfg.lr, warmup=cfg.warmup_steps, total=total)},
+            "loader": {"epoch": step * cfg.batch_size // n, "offset": step * cfg.batch_size % n,
+                       "samples_seen": step * cfg.batch_size},
+            "rng": rng, "workers": workers, "num_samples": n, "label_identities": label_identities,
+            "losses": losses, "key": key, "arch": model.arch_args,
+        }, out / CHECKPOINT)
+
+    # 2. Train: one full batch per step from the continuous epoch stream.
+    autocast = _autocast_dtype(dev)
+    model.train()
+    head.train()
+    batches = _batches(ds, cfg.batch_size, step, workers)
+    pending: list[torch.Tensor] = []
+    log_every = max(1, min(50, total // 20))
+    started, start_step = time.perf_counter(), step
+    while step < total:
+        images, labels = next(batches)
+        flips = flip_mask(seed, step, len(images))
+        images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
+        images = images.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        labels = labels.to(dev, non_blocking=True)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, base_lr=cfg.lr, warmup=cfg.warmup_steps, total=total)
+        with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            emb = model(images)
+        loss = F.cross_entropy(head(emb.float(), labels), labels)  # margins and softmax in fp32
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        pending.append(loss.detach())
+        step += 1
+
+        # 3. Log (syncing the device only here), checkpoint.
+        if step % log_every == 0 or step == total:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+            pending.clear()
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = (step - start_step) * cfg.batch_size / elapsed
+            eta = (total - step) * cfg.batch_size / max(rate, 1e-9)
+            progress(f"{tag}: step {step}/{total} loss {np.mean(losses[-log_every:]):.4f} "
+                     f"lr {lr_at(step - 1, base_lr=cfg.lr, warmup=cfg.warmup_steps, total=total):.4g} "
+                     f"{rate:.1f} img/s eta {eta / 60:.1f} min")
+        if step % cfg.checkpoint_every == 0 or step == total:
+            if pending:
+                losses.extend(torch.stack(pending).float().cpu().tolist())
+                pending.clear()
+            checkpoint()
+    wall = time.perf_counter() - started
+
+    # 4. The finished model and its record.
+    save_atomic({
+        "model": model.state_dict(), "arch": model.arch_args, "num_classes": ds.num_classes,
+        "label_identities": label_identities, "image_size": image_size, "config": json.loads(cfg.model_dump_json()),
+        "sources": srcs, "seed": seed,
+    }, out / WEIGHTS)
+    samples = total * cfg.batch_size
+    write_json_atomic({
+        "steps": total, "budget": cfg.budget, "epochs": cfg.epochs if cfg.budget == "equal_epochs" else None,
+        "batch_size": cfg.batch_size, "num_samples": n, "num_classes": ds.num_classes,
+        "samples_seen": samples, "epochs_seen": samples / n, "image_size": image_size, "small_input": small,
+        "device": str(dev), "workers": workers, "resumed_from_step": resumed_from,
+        "wall_s_this_session": wall, "images_per_s": (total - start_step) * cfg.batch_size / max(wall, 1e-9),
+        "final_loss": float(np.mean(losses[-max(1, total // 20):])), "loss_curve": losses,
+        "sources": srcs, "seed": seed, "config": json.loads(cfg.model_dump_json()), "key": key,
+    }, out / TRAINING_JSON)
+    progress(f"{tag}: done, {total} steps, {samples} samples ({samples / n:.2f} epochs) -> {out / WEIGHTS}")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------
+
+
+def load_verifier(out_dir: str | Path, device: str | torch.device | None = None) -> Verifier:
+    """The trained model of `out_dir` (or a path to its verifier.pt), in eval mode."""
+    path = Path(out_dir)
+    path = path / WEIGHTS if path.is_dir() else path
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = Verifier(**state["arch"])
+    model.load_state_dict(state["model"])
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.image_size = state["image_size"]
+    return model.to(dev, memory_format=torch.channels_last).eval()
+
+
+def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """N x D float32 unit-norm embeddings: mean of the image's and its mirror's embedding, re-normalised.
+
+    images: N x 3 x H x W float in [-1, 1] (uint8 0..255 is converted).
+    """
+    model.eval()
+    dev = next(model.parameters()).device
+    autocast = _autocast_dtype(dev)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            x = images[i : i + batch_size]
+            if x.dtype == torch.uint8:
+                x = x.float().div(127.5).sub(1.0)
+            x = x.to(dev, torch.float32).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+                e = model(x) + model(x.flip(-1).contiguous(memory_format=torch.channels_last))
+            out.append(F.normalize(e.float(), dim=1).cpu())
+    if not out:
+        return np.zeros((0, model.arch_args["embedding_dim"]), np.float32)
+    return torch.cat(out).numpy()
+
+
+def embed_store(model: Verifier, store_path: str, split: str | None = None, *, edit_kinds: Sequence[str] | None = None,
+                batch_size: int = 256) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sample_ids, identities int64 [N], embeddings float32 [N x D]) for every row of a shard store
+    (optionally one split / some edit kinds), in stored order."""
+    from pipeline.loader import ShardImageDataset
+
+    ds = ShardImageDataset(store_path, split=split, edit_kinds=edit_kinds, shuffle=False)
+    ids: list[str] = []
+    identities: list[int] = []
+    chunks: list[np.ndarray] = []
+    images: list[torch.Tensor] = []
+
+    def flush() -> None:
+        if images:
+            chunks.append(embed(model, torch.stack(images), batch_size))
+            images.clear()
+
+    for item in ds:
+        ids.append(item["sample_id"])
+        identities.append(item["identity"])
+        images.append(item["image"])
+        if len(images) == batch_size:
+            flush()
+    flush()
+    emb = np.concatenate(chunks) if chunks else np.zeros((0, model.arch_args["embedding_dim"]), np.float32)
+    return ids, np.asarray(identities, np.int64), emb
