@@ -44,6 +44,8 @@ def main() -> None:
       faceaug editors train ...    train one editor per attribute on the originals shards
       faceaug editors evaluate ... score editors: attribute success, preservation, mask quality
       faceaug augment ...          edit every train image: original + added + removed, into shards
+      faceaug verifier train ...   train the ResNet-18 verifier for every arm and seed
+      faceaug evaluate ...         CelebA test identities + LFW 10-fold, intervals, paired differences
       faceaug config show ...      print the resolved run config of a profile + overrides
 
     Every stage takes --profile and --set key=value; `faceaug config show` prints what they resolve to.
@@ -256,6 +258,56 @@ def augment(profile, overrides, attributes, device):
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
             _fail(exc)
         click.echo(json.dumps(summary, indent=2))
+
+
+# ----------------------------------------------------------------------------- verifier
+@main.group()
+def verifier() -> None:
+    """The face verifier (ResNet-18, margin softmax)."""
+
+
+@verifier.command("train")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--arm", "arms", multiple=True, help="arm(s) to train (default: verifier.arms)")
+@click.option("--seed", "seeds", multiple=True, type=int, help="seed(s) (default: verifier.seeds)")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
+def verifier_train(profile, overrides, arms, seeds, device):
+    """Train one verifier per arm and seed; equal optimiser steps across arms by default. Re-running resumes."""
+    from recognition.experiment import train_arm
+
+    cfg = _config(profile, overrides)
+    for arm in arms or cfg.verifier.arms:
+        for seed in seeds or cfg.verifier.seeds:
+            try:
+                out = train_arm(cfg, arm, seed, device=device, progress=click.echo)
+            except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+                _fail(exc)
+            click.echo(f"{arm}/seed-{seed}: {out}")
+
+
+@main.command()
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
+def evaluate(profile, overrides, device):
+    """Score every trained arm on the CelebA test identities and LFW -> <run>/results.json."""
+    from recognition.experiment import evaluate_run
+
+    cfg = _config(profile, overrides)
+    try:
+        results = evaluate_run(cfg, device=device, progress=click.echo)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        _fail(exc)
+    for arm, r in results["arms"].items():
+        c, l = r["celeba"]["metrics"]["auc"], r["lfw"]["metrics"]["auc"]
+        click.echo(f"{arm:28s} CelebA AUC {c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]  "
+                   f"LFW AUC {l['mean']:.4f} [{l['ci_low']:.4f}, {l['ci_high']:.4f}]  LFW acc {r['lfw_10fold']['accuracy_mean']:.4f}")
+    for arm, d in results["differences"].items():
+        for test_set in ("celeba", "lfw"):
+            a = d[test_set]["auc"]
+            click.echo(f"{arm:28s} {test_set:6s} AUC - baseline {a['diff_mean']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}]: {a['verdict']}")
+    click.echo(f"results: {Path(cfg.output_dir) / 'results.json'}")
 
 
 # ----------------------------------------------------------------------------- config
