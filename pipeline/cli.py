@@ -46,6 +46,7 @@ def main() -> None:
       faceaug augment ...          edit every train image: original + added + removed, into shards
       faceaug verifier train ...   train the ResNet-18 verifier for every arm and seed
       faceaug evaluate ...         CelebA test identities + LFW 10-fold, intervals, paired differences
+      faceaug report RUN_DIR       report.html (self-contained), report.md, report.json
       faceaug config show ...      print the resolved run config of a profile + overrides
 
     Every stage takes --profile and --set key=value; `faceaug config show` prints what they resolve to.
@@ -308,6 +309,19 @@ def evaluate(profile, overrides, device):
             a = d[test_set]["auc"]
             click.echo(f"{arm:28s} {test_set:6s} AUC - baseline {a['diff_mean']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}]: {a['verdict']}")
     click.echo(f"results: {Path(cfg.output_dir) / 'results.json'}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def report(run_dir):
+    """Write RUN_DIR/report.html (opens offline, images embedded), report.md and report.json."""
+    from recognition.report import write_report
+
+    try:
+        write_report(run_dir)
+    except FileNotFoundError as exc:
+        _fail(exc)
+    click.echo(f"report: {Path(run_dir) / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------- config

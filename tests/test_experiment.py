@@ -1,0 +1,88 @@
+"""The verification experiment and report on the tiny profile: real stages end to end, fast."""
+
+import json
+
+import pytest
+
+from editing.augment import augment_stage
+from editing.training import train_editor
+from pipeline.config import load_config
+from pipeline.ingest import prepare_data
+from recognition.experiment import arm_sources, check_identities, evaluate_run, run_experiment
+from recognition.report import write_report
+
+QUIET = lambda *_: None  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("tinyrun")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        cfg = load_config("tiny", {"output_dir": str(root / "run"), "workers": 2, "verifier": {"threads": 1}})
+        prepare_data(cfg, progress=QUIET)
+        train_editor(cfg, "eyeglasses", device="cpu", progress=QUIET)
+        augment_stage(cfg, "eyeglasses", device="cpu", progress=QUIET)
+        results = run_experiment(cfg, device="cpu", progress=QUIET)
+        yield cfg, results
+    finally:
+        os.chdir(cwd)
+
+
+def test_results_cover_every_arm_metric_and_difference(tiny_run):
+    cfg, results = tiny_run
+    assert set(results["arms"]) == {"baseline", "aug-eyeglasses"}
+    assert results["budget"] == "equal_steps" and results["steps"] == cfg.verifier.steps
+    for arm, r in results["arms"].items():
+        assert all(t["steps"] == cfg.verifier.steps for t in r["training"])  # equal compute across arms
+        for test_set in ("celeba", "lfw"):
+            for name in ("auc", "eer", "tar@far=0.001", "tar@far=0.01"):
+                m = r[test_set]["metrics"][name]
+                assert m["ci_low"] <= m["mean"] <= m["ci_high"] or m["mean"] is None
+            assert len(r[test_set]["roc"]["tar_mean"]) == len(results["far_grid"])
+        assert 0 <= r["lfw_10fold"]["accuracy_mean"] <= 1
+    d = results["differences"]["aug-eyeglasses"]["celeba"]["auc"]
+    assert d["verdict"] in ("gain", "loss", "no measurable difference")
+    assert (d["verdict"] == "no measurable difference") == (d["ci_low"] <= 0 <= d["ci_high"])
+
+
+def test_arms_use_the_right_data(tiny_run):
+    cfg, _ = tiny_run
+    assert arm_sources(cfg, "baseline")[0][0].endswith("shards/originals")
+    assert arm_sources(cfg, "aug-eyeglasses")[0][0].endswith("shards/aug-eyeglasses")
+    with pytest.raises(ValueError, match="smiling"):
+        arm_sources(cfg, "aug-smiling")  # not an attribute of this run
+
+
+def test_identity_overlap_is_an_error(tiny_run, tmp_path):
+    cfg, _ = tiny_run
+    check_identities(cfg, "baseline")  # passes on the real split
+    from pipeline.shards import ShardStore
+    import shutil
+
+    bad = load_config("tiny", {"output_dir": str(tmp_path / "bad")})
+    shutil.copytree(cfg.output_dir / "shards", tmp_path / "bad" / "shards")
+    store = ShardStore(str(tmp_path / "bad" / "shards" / "originals"))
+    rows = store.read_table().to_pylist()
+    leak = next(r for r in rows if r["split"] == "test")
+    store.write_shard("part-99999", [{**leak, "sample_id": "leak/original", "split": "train"}])
+    with pytest.raises(ValueError, match="overlap|both"):
+        check_identities(bad, "baseline")
+
+
+def test_report_numbers_match_report_json(tiny_run):
+    cfg, results = tiny_run
+    report = write_report(cfg.output_dir)
+    html = (cfg.output_dir / "report.html").read_text()
+    data = json.loads((cfg.output_dir / "report.json").read_text())
+    assert data["results"] == results
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # opens offline
+    assert html.count("data:image/png;base64,") >= 2  # both ROC figures embedded
+    for row in report["table"]:
+        assert row["value"] in html  # every number in the table is the JSON's
+        if row["difference"]:
+            assert row["difference"] in html
+    assert "no measurable difference" in html or "gain" in html or "loss" in html
