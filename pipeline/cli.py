@@ -35,6 +35,8 @@ def main() -> None:
     """faceaug: does GAN face-attribute editing make a face verifier more robust?
 
     \b
+    faceaug run --profile demo      the whole experiment, every stage below in order (resumes)
+
     The stages, in order (each reads what the one before wrote under the run directory):
       faceaug synth ...            render the synthetic CelebA/LFW-format benchmark
       faceaug data check ...       check a CelebA or LFW tree (real or synthetic)
@@ -322,6 +324,25 @@ def report(run_dir):
     except FileNotFoundError as exc:
         _fail(exc)
     click.echo(f"report: {Path(run_dir) / 'report.html'}")
+
+
+@main.command()
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def run(profile, overrides):
+    """Run every stage: data, editors, editor scores, augmentation, verifiers, evaluation, report.
+
+    Finished work is reused, so re-running after an interruption continues where it stopped.
+    """
+    from recognition.stages import run_all
+
+    cfg = _config(profile, overrides)
+    try:
+        out = run_all(cfg, progress=click.echo)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        _fail(exc)
+    click.echo(json.dumps(out["timings"], indent=2))
+    click.echo(f"report: {out['report']}")
 
 
 # ----------------------------------------------------------------------------- config
