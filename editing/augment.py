@@ -33,7 +33,7 @@ from editing._training import decode_image
 from editing.base import Editor
 from pipeline.attributes import index_of
 from pipeline.images import encode_png
-from pipeline.shards import ShardStore
+from pipeline.shards import ShardStore, ensure_resumable
 
 
 def _to_uint8(batch: torch.Tensor) -> np.ndarray:
@@ -58,9 +58,10 @@ def augment_attribute(
     table = table.filter(pc.equal(table.column("edit_kind"), "original"))
     table = table.sort_by("sample_id")
     n = table.num_rows
-    store = ShardStore(out, metadata={"dataset": f"aug-{attribute}", "attribute": attribute, "editor": editor.name,
-                                      "editor_version": editor.version, "editor_checkpoint": editor.checkpoint_id,
-                                      **(metadata or {})})
+    key = {"attribute": attribute, "editor": editor.name, "editor_version": editor.version,
+           "editor_checkpoint": editor.checkpoint_id, "source_rows": n, "rows_per_shard": rows_per_shard}
+    ensure_resumable(out, key)  # a retrained editor must not be mixed with its predecessor's edits
+    store = ShardStore(out, metadata={"dataset": f"aug-{attribute}", "key": key, **(metadata or {})})
     store.cleanup_orphans()
     column = index_of(attribute)
     shards = range(0, n, rows_per_shard)

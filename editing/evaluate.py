@@ -160,14 +160,16 @@ def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
     from editing.training import originals_dir
 
     path = judge_path(cfg.output_dir)
-    if path.exists():
+    key = {"steps": cfg.evaluation.judge_steps, "batch_size": cfg.evaluation.judge_batch_size, "image_size": cfg.data.image_size, "seed": cfg.seed}
+    if path.exists() and torch.load(path, map_location="cpu", weights_only=True).get("key") == key:
         return AttributeJudge.load(path)
+    path.unlink(missing_ok=True)
     shards = [str(originals_dir(cfg))]
     train, test = load_originals(shards, "train"), load_originals(shards, "test")
     progress(f"training the attribute judge on {len(train.images)} real train images")
     return train_judge((train.images, train.attributes), (test.images, test.attributes), path,
                        steps=cfg.evaluation.judge_steps, batch_size=cfg.evaluation.judge_batch_size,
-                       seed=cfg.seed, progress=progress)
+                       seed=cfg.seed, progress=progress, key=key)
 
 
 def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, editor_directory: str | Path | None = None,

@@ -69,6 +69,7 @@ def train_judge(
     batch_size: int,
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    key: dict | None = None,
 ) -> AttributeJudge:
     """Train on (uint8 images, N x 40 labels) of the train split; report accuracy on the test split."""
     if out_path.exists():
@@ -102,7 +103,7 @@ def train_judge(
     accuracy = judge_accuracy(model, test[0], test[1][:, cols], attributes)
     progress("judge accuracy on real test images: " + ", ".join(f"{a} {v:.3f}" for a, v in accuracy.items()))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"model": model.state_dict(), "attributes": list(attributes), "width": 32, "test_accuracy": accuracy}, out_path)
+    save_atomic({"model": model.state_dict(), "attributes": list(attributes), "width": 32, "test_accuracy": accuracy, "key": key or {}}, out_path)
     return AttributeJudge(model, attributes, accuracy)
 
 

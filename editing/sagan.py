@@ -53,6 +53,12 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
     return (mask[:, :, 1:, :] - mask[:, :, :-1, :]).abs().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).abs().mean()
 
 
+def _training_key(cfg, image_size: int) -> dict:
+    """What determines a training run's result; a resume or reuse must match it (iterations may grow)."""
+    skip = {"iterations", "checkpoint_every", "sample_every", "threads", "attributes"}
+    return {"image_size": image_size, **{k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in skip}}
+
+
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
@@ -164,9 +170,10 @@ class SaganTrainer(Trainer):
         cfg, s = self.config, self.config.sagan
         out = self.out_dir
         (out / "samples").mkdir(parents=True, exist_ok=True)
+        key = _training_key(cfg, self.image_size)
         if (out / WEIGHTS).exists() and (out / "editor.json").exists():
             meta = json.loads((out / "editor.json").read_text())
-            if meta.get("iterations") == cfg.iterations:
+            if meta.get("key") == key and meta.get("iterations") == cfg.iterations:
                 progress(f"sagan/{self.attribute}: already trained ({out})")
                 return out
         if cfg.threads:
@@ -182,6 +189,9 @@ class SaganTrainer(Trainer):
         ckpt_path = out / CHECKPOINT
         if ckpt_path.exists():
             state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            if state.get("key") != key:
+                raise ValueError(f"{ckpt_path} was trained with {state.get('key')}; this run asks for {key}. "
+                                 f"Use another output_dir, or delete {out} to retrain.")
             g.load_state_dict(state["generator"])
             d.load_state_dict(state["discriminator"])
             opt_g.load_state_dict(state["opt_g"])
@@ -233,7 +243,7 @@ class SaganTrainer(Trainer):
                     "step": step, "generator": g.state_dict(), "discriminator": d.state_dict(),
                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng.get_state(),
                     "history": history, "config": json.loads(cfg.model_dump_json()), "arch": arch,
-                    "attribute": self.attribute, "image_size": self.image_size,
+                    "attribute": self.attribute, "image_size": self.image_size, "key": key,
                 }, ckpt_path)
                 (out / "losses.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
 
@@ -241,7 +251,7 @@ class SaganTrainer(Trainer):
         write_json_atomic({
             "editor": "sagan", "version": SaganEditor.version, "attribute": self.attribute, "attributes": [self.attribute],
             "image_size": self.image_size, "iterations": cfg.iterations, "arch": arch,
-            "config": json.loads(cfg.model_dump_json()), "checkpoint_id": file_digest(out / WEIGHTS),
+            "config": json.loads(cfg.model_dump_json()), "checkpoint_id": file_digest(out / WEIGHTS), "key": key,
         }, out / "editor.json")
         return out
 

@@ -120,8 +120,9 @@ def ingest_rows(
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Write `items` (dicts with 'path' and the row's other fields) as deterministic shards."""
-    from pipeline.shards import ShardStore
+    from pipeline.shards import ShardStore, ensure_resumable
 
+    ensure_resumable(str(store_path), metadata["key"])
     store = ShardStore(str(store_path), metadata=metadata)
     store.cleanup_orphans()
     report = ImageReport()
@@ -197,7 +198,9 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
         }
         for image_id in sorted(part_of)
     ]
-    meta = {"dataset": "originals", "source": str(sources.celeba_dir), "split": split.name, "image_size": cfg.data.image_size, "config": json.loads(cfg.to_json())}
+    key = {"source": str(sources.celeba_dir), "split": split.name, "test_identities": cfg.data.test_identities,
+           "image_size": cfg.data.image_size, "on_bad_image": cfg.data.on_bad_image, "shard_rows": cfg.data.shard_rows}
+    meta = {"dataset": "originals", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(items)} CelebA-format images at {cfg.data.image_size}px")
     originals = ingest_rows(
         out / "shards" / "originals", items, size=cfg.data.image_size, crop_fraction=1.0,
@@ -216,7 +219,9 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
         }
         for rel in sorted({p for pair in lfw.pairs for p in (pair.left, pair.right)})
     ]
-    meta = {"dataset": "lfw", "source": str(sources.lfw_dir), "image_size": cfg.data.image_size, "crop_fraction": cfg.data.lfw_crop_fraction, "config": json.loads(cfg.to_json())}
+    key = {"source": str(sources.lfw_dir), "image_size": cfg.data.image_size, "crop_fraction": cfg.data.lfw_crop_fraction,
+           "on_bad_image": cfg.data.on_bad_image, "shard_rows": cfg.data.shard_rows}
+    meta = {"dataset": "lfw", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(lfw_items)} LFW images used by the pairs")
     lfw_summary = ingest_rows(
         out / "shards" / "lfw", lfw_items, size=cfg.data.image_size, crop_fraction=cfg.data.lfw_crop_fraction,

@@ -609,6 +609,23 @@ class ShardStore:
         return removed
 
 
+def ensure_resumable(path: str, key: Mapping[str, Any]) -> None:
+    """Refuse to resume (or reuse) a dataset whose committed shards were written with another `key`.
+
+    Stages store the parameters that determine their rows under the dataset metadata's "key";
+    resuming with different ones would mix, say, 64 px and 48 px images in one dataset.
+    """
+    store = ShardStore(path)
+    if not store.entries():
+        return
+    existing = store.metadata().get("key")
+    if existing != json.loads(json.dumps(dict(key))):
+        raise ShardError(
+            f"{path} already holds shards written with {json.dumps(existing, sort_keys=True)}; this run asks for "
+            f"{json.dumps(dict(key), sort_keys=True)}. Use another output_dir, or delete {path} to rebuild it."
+        )
+
+
 def _fsync_dir(path: str) -> None:
     """Make a rename durable on local POSIX filesystems (no-op where unsupported)."""
     try:

@@ -114,3 +114,12 @@ def test_cli_shards_verify_exit_code(tiny_config):
     victim.write_bytes(victim.read_bytes()[:-10])
     res = CliRunner().invoke(main, ["shards", "verify", str(shards)])
     assert res.exit_code == 1 and victim.name in res.output
+
+
+def test_changed_config_does_not_resume_into_stale_shards(tiny_config):
+    from pipeline.shards import ShardError
+
+    prepare_data(tiny_config, progress=QUIET)
+    bigger = load_config("tiny", {"output_dir": str(tiny_config.output_dir), "workers": 2, "data": {"image_size": 40}})
+    with pytest.raises(ShardError, match='"image_size": 32.*"image_size": 40'):
+        prepare_data(bigger, progress=QUIET)
