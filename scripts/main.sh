@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up everything and run the main job on the embedded default (the `demo` profile:
-# synthetic benchmark). Extra arguments are passed on as --set overrides' values, e.g.
-#   bash scripts/main.sh --profile evidence
-# The Prefect `augment-and-verify` deployment replaces these steps once the flow exists;
-# until then this runs every stage that exists.
+# Set up everything and run the main job on the embedded default: the `demo` profile on the
+# synthetic benchmark, every stage from data to report (about 25-30 minutes on 2 CPU cores).
+#   bash scripts/main.sh                         # demo
+#   bash scripts/main.sh --profile evidence      # hours on a CPU, minutes on a GPU
+#   bash scripts/main.sh --set verifier.seeds=[0,1]
+# Interrupted? Run it again: finished work is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,6 +17,6 @@ while [ $# -gt 0 ]; do
     *) ARGS+=("$1"); shift ;;
   esac
 done
-.venv/bin/faceaug data prepare --profile "$PROFILE" "${ARGS[@]}"
+.venv/bin/faceaug run --profile "$PROFILE" "${ARGS[@]}"
 .venv/bin/faceaug shards verify "data/runs/$PROFILE/shards"
-echo "run directory: data/runs/$PROFILE"
+echo "report: data/runs/$PROFILE/report.html"
