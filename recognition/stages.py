@@ -41,6 +41,12 @@ def _in_worker(fn_name: str, cfg_json: str, *args):
     raise ValueError(fn_name)
 
 
+def isolated(job: tuple, cfg: RunConfig):
+    """Run one (fn_name, *args) job in a fresh spawned process with one torch thread."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_in_worker, job[0], cfg.model_dump_json(), *job[1:]).result()
+
+
 def parallel(jobs: list[tuple], cfg: RunConfig, workers: int) -> list:
     """Run (fn_name, *args) jobs in `workers` spawned processes; errors name the job."""
     cfg_json = cfg.model_dump_json()
