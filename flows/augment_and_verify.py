@@ -13,21 +13,16 @@ values, e.g. {"verifier.seeds": [0, 1, 2]}); the overrides are validated against
 config before any task starts, and a bad key or value fails the run with the key named.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config import RunConfig, load_config
-
-Profile = Literal["tiny", "demo", "evidence", "paper"]
-
 
 def _cfg(cfg_json: str) -> RunConfig:
     return RunConfig.model_validate_json(cfg_json)
@@ -105,7 +100,9 @@ def _resolve(profile: str, overrides: dict[str, Any]) -> RunConfig:
 
 
 @flow(name="augment-and-verify", task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2), log_prints=True)
-def augment_and_verify(profile: Profile = "demo", overrides: dict[str, Any] | None = None) -> str:
+# (No `from __future__ import annotations` here: the served runner loads this file by path and
+# must resolve the parameter types to build their schema.)
+def augment_and_verify(profile: Literal["tiny", "demo", "evidence", "paper"] = "demo", overrides: Optional[dict[str, Any]] = None) -> str:
     """Render or check the data, train and score the editors, augment, train and evaluate the verifiers, report."""
     cfg = _resolve(profile, overrides or {})  # a bad key or value fails here, before any task
     cfg_json = cfg.model_dump_json()
