@@ -124,4 +124,7 @@ def augment_stage(cfg, attribute: str, *, device: str | None = None, progress: C
     summary = augment_attribute(editor, attribute, str(originals_dir(cfg)), str(out), rows_per_shard=cfg.data.shard_rows,
                                 metadata={"config": json.loads(cfg.to_json())}, progress=progress)
     cfg.save(out)
+    if summary["edited_images"]:
+        summary["pipeline_fraction_of_edit_throughput"] = summary["pipeline_images_per_s"] / summary["edit_images_per_s"]
+    (out / "augment_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
