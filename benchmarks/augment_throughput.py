@@ -1,0 +1,60 @@
+"""Augmentation throughput: the whole step (decode, edit, encode, write shards) vs. the editor's raw `edit`.
+
+    python benchmarks/augment_throughput.py --run data/runs/demo --attribute eyeglasses
+
+Runs the run's trained editor over its train originals into a temporary shard dataset and
+reports edited images/s for the whole step and for `edit` alone on the same batch size; the
+step should keep >= 80% of the raw rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+from editing._training import load_originals, to_float
+from editing.augment import augment_attribute
+from editing.registry import get_plugin
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="data/runs/demo")
+    ap.add_argument("--attribute", default="eyeglasses")
+    ap.add_argument("--editor", default="sagan")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    editor = get_plugin(args.editor).editor.load(f"{args.run}/editors/{args.editor}-{args.attribute}")
+    originals = f"{args.run}/shards/originals"
+
+    # raw edit throughput on the same images and batch size (both directions, as augmentation does)
+    data = load_originals([originals], "train", limit=2048)
+    x_all = to_float(data.images)
+    editor.edit(x_all[: args.batch], torch.ones(args.batch))  # warm-up
+    t = time.perf_counter()
+    n = 0
+    for i in range(0, len(x_all), args.batch):
+        x = x_all[i : i + args.batch]
+        for kind in ("added", "removed"):
+            editor.edit(x, editor.targets_for(kind, len(x)))
+            n += len(x)
+    raw = n / (time.perf_counter() - t)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = augment_attribute(editor, args.attribute, originals, f"{tmp}/aug", batch_size=args.batch, progress=lambda m: None)
+    out = {"attribute": args.attribute, "batch": args.batch, "threads": torch.get_num_threads(),
+           "raw_edit_images_per_s": raw, "step_edit_images_per_s": summary["edit_images_per_s"],
+           "pipeline_images_per_s": summary["pipeline_images_per_s"],
+           "pipeline_fraction_of_raw_edit": summary["pipeline_images_per_s"] / raw, "source_images": summary["source_images"]}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
