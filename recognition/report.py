@@ -146,6 +146,9 @@ def _summary_lines(report: dict) -> list[str]:
     res = report["results"]
     lines = [f"Budget: {_budget(res)}. Seeds: {', '.join(map(str, res['seeds']))}. "
              f"Intervals: {res['confidence']:.0%} hierarchical bootstrap over identities (CelebA) or pairs (LFW) and seeds, {res['bootstrap']} replicates."]
+    if len(res["seeds"]) < 2:
+        lines.append("Caution: one seed per arm, so the intervals cover test-set sampling only, not training variance; "
+                     "a 'gain' here can be one lucky training run. Use several seeds (the evidence profile has 3) before concluding.")
     for arm, d in res["differences"].items():
         for test_set in ("celeba", "lfw"):
             a = d[test_set]["auc"]
