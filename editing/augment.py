@@ -66,26 +66,31 @@ def augment_attribute(
     column = index_of(attribute)
     shards = range(0, n, rows_per_shard)
     started = time.perf_counter()
-    edit_seconds, done, reused, made = 0.0, 0, 0, 0
+    edit_seconds, made = 0.0, 0
+    todo = [(k, first) for k, first in enumerate(shards) if not store.has(f"part-{k:05d}")]
+    reused = len(shards) - len(todo)
+    done = sum(min(rows_per_shard, n - first) for k, first in enumerate(shards) if store.has(f"part-{k:05d}"))
+
+    def decode_rows(first: int) -> tuple[list[dict], list[np.ndarray]]:
+        rows = table.slice(first, rows_per_shard).to_pylist()
+        return rows, [decode_image(r["image"]) for r in rows]
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for k, first in enumerate(shards):
-            name = f"part-{k:05d}"
-            chunk = table.slice(first, rows_per_shard)
-            if store.has(name):
-                reused += 1
-                done += chunk.num_rows
-                continue
-            rows = chunk.to_pylist()
-            pixels = list(pool.map(decode_image, [r["image"] for r in rows]))
-            edited: dict[str, list[np.ndarray]] = {"added": [], "removed": []}
+        # Decoding of the next shard and PNG encoding of finished batches run in threads
+        # (PIL releases the GIL) while the editor works on the next batch.
+        upcoming = pool.submit(decode_rows, todo[0][1]) if todo else None
+        for i_todo, (k, first) in enumerate(todo):
+            rows, pixels = upcoming.result()
+            upcoming = pool.submit(decode_rows, todo[i_todo + 1][1]) if i_todo + 1 < len(todo) else None
+            encoded: dict[str, list] = {"added": [], "removed": []}
             for i in range(0, len(rows), batch_size):
                 x = torch.from_numpy(np.stack(pixels[i : i + batch_size])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
                 t0 = time.perf_counter()
                 for kind in ("added", "removed"):
                     result = editor.edit(x, editor.targets_for(kind, len(x)))
-                    edited[kind].extend(_to_uint8(result.images))
+                    arrays = _to_uint8(result.images)
+                    encoded[kind].extend(pool.submit(encode_png, a) for a in arrays)
                 edit_seconds += time.perf_counter() - t0
-            encoded = {kind: list(pool.map(encode_png, arrays)) for kind, arrays in edited.items()}
             out_rows = []
             for i, row in enumerate(rows):
                 src = row["source_image_id"]
@@ -94,15 +99,15 @@ def augment_attribute(
                     attrs = list(row["attributes"])
                     attrs[column] = 1 if kind == "added" else 0
                     out_rows.append({
-                        **row, "sample_id": f"{src}/{attribute}/{kind}", "image": encoded[kind][i],
+                        **row, "sample_id": f"{src}/{attribute}/{kind}", "image": encoded[kind][i].result(),
                         "attribute_edited": attribute, "edit_kind": kind, "attributes": attrs,
                         "editor": editor.name, "editor_version": editor.version, "editor_checkpoint": editor.checkpoint_id,
                     })
-            store.write_shard(name, out_rows, shard_metadata={"first_input_row": first, "input_rows": len(rows)})
+            store.write_shard(f"part-{k:05d}", out_rows, shard_metadata={"first_input_row": first, "input_rows": len(rows)})
             done += len(rows)
             made += 2 * len(rows)
             elapsed = time.perf_counter() - started
-            progress(f"  augment {attribute}: {done}/{n} source images ({2 * done / max(elapsed, 1e-9):.0f} edited img/s)")
+            progress(f"  augment {attribute}: {done}/{n} source images ({made / max(elapsed, 1e-9):.0f} edited img/s)")
     store.write_summary()
     elapsed = time.perf_counter() - started
     return {
