@@ -13,56 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
-from editing.sagan import SaganEditor, _autocast_dtype, sagan_iteration
-from editing.sagan_nets import Discriminator, Generator, init_weights
-from pipeline.config import load_config
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import FlopCounter, machine, matmul_peak, median_seconds  # noqa: E402
 
-
-class FlopCounter(TorchDispatchMode):
-    """Counts matmul/conv FLOPs with torch's flop formulas, without module hooks
-    (FlopCounterMode's hooks fail on the gradient penalty's double backward)."""
-
-    def __init__(self):
-        super().__init__()
-        self.total = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        counter = flop_registry.get(func._overloadpacket)
-        if counter is not None:
-            self.total += counter(*args, **kwargs, out_val=out)
-        return out
-
-    def get_total_flops(self) -> int:
-        return self.total
-
-
-def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, repeats: int = 10) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+from editing.sagan import SaganEditor, _autocast_dtype, sagan_iteration  # noqa: E402
+from editing.sagan_nets import Discriminator, Generator, init_weights  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
 
 
 def build(profile: str, device: str):
@@ -97,14 +58,7 @@ def bench_training(profile: str, device: str, precision: str, iters: int) -> dic
         step()
     flops = counter.get_total_flops()
     step()  # warm-up
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        t = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    sec = statistics.median(times)
+    sec = median_seconds(step, iters, device)
     return {"seconds_per_iteration": sec, "iterations_per_s": 1 / sec, "images_per_s": bs * cfg.editor.n_critic / sec,
             "flops_per_iteration": flops, "achieved_flops": flops / sec}
 
@@ -121,15 +75,8 @@ def bench_editing(profile: str, device: str, precision: str, batch: int, repeats
     def run():
         return editor.edit(x, t_)
 
-    run()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        run()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    sec = statistics.median(times)
+    run()  # warm-up
+    sec = median_seconds(run, repeats, device)
     return {"images_per_s": batch / sec, "flops_per_image": flops, "achieved_flops": flops * batch / sec}
 
 
@@ -147,9 +94,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = args.device
     peaks = {"fp32": matmul_peak(torch.float32, dev), "bf16": matmul_peak(torch.bfloat16, dev)}
-    result = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
-              "matmul_peak_flops": peaks, "runs": []}
+    result = {**machine(dev), "matmul_peak_flops": peaks, "runs": []}
     print(f"device {result['device']}, {result['threads']} threads; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
     print(f"{'config':6s} {'prec':5s} | {'train it/s':>10s} {'s/it':>7s} {'img/s':>7s} {'GFLOP/it':>9s} {'of peak':>7s} | {'edit img/s':>10s} {'GFLOP/img':>9s} {'of peak':>7s}")
     for profile in args.configs.split(","):

@@ -15,32 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sagan_speed import FlopCounter, _sync, matmul_peak  # noqa: E402
+from _measure import FlopCounter, machine, matmul_peak, median_seconds  # noqa: E402
 
 from recognition.heads import CosFaceHead  # noqa: E402
 from recognition.verifier import Verifier, _autocast_dtype, embed, small_input_for  # noqa: E402
-
-
-def _timed(fn, repeats: int, device: str) -> float:
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench_training(size: int, batch: int, device: str, repeats: int, classes: int, embedding_dim: int) -> dict:
@@ -66,7 +51,7 @@ def bench_training(size: int, batch: int, device: str, repeats: int, classes: in
     flops = counter.get_total_flops() / 4
     if device == "cuda":
         step(x, y)  # warm-up (kernel selection); on CPU the counted step warms up enough
-    sec = _timed(lambda: step(x, y), repeats, device)
+    sec = median_seconds(lambda: step(x, y), repeats, device)
     return {"images_per_s": batch / sec, "seconds_per_step": sec, "flops_per_image": flops, "achieved_flops": flops * batch / sec}
 
 
@@ -81,7 +66,7 @@ def bench_embedding(size: int, batch: int, device: str, repeats: int, embedding_
     flops = counter.get_total_flops() / 4
     if device == "cuda":
         embed(model, x, batch_size=batch)  # warm-up
-    sec = _timed(lambda: embed(model, x, batch_size=batch), repeats, device)
+    sec = median_seconds(lambda: embed(model, x, batch_size=batch), repeats, device)
     return {"images_per_s": batch / sec, "flops_per_image": flops, "achieved_flops": flops * batch / sec}
 
 
@@ -101,9 +86,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = args.device
     peak = matmul_peak(torch.float32, dev)
-    result = {"device": torch.cuda.get_device_name() if dev == "cuda" else platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
-              "precision": "bf16 autocast" if dev == "cuda" else "fp32", "matmul_peak_fp32_flops": peak, "runs": []}
+    result = {**machine(dev), "precision": "bf16 autocast" if dev == "cuda" else "fp32", "matmul_peak_fp32_flops": peak, "runs": []}
     print(f"device {result['device']}, {result['threads']} threads, {result['precision']}; "
           f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
     print(f"{'px':>4s} {'stem':6s} | {'train img/s':>11s} {'GFLOP/img':>9s} {'of peak':>7s} | "
