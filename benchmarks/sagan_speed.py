@@ -21,7 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import FlopCounter, machine, matmul_peak, median_seconds  # noqa: E402
 
-from editing.sagan import SaganEditor, _autocast_dtype, sagan_iteration  # noqa: E402
+from editing._gan import autocast_dtype  # noqa: E402
+from editing.sagan import SaganEditor, sagan_iteration  # noqa: E402
 from editing.sagan_nets import Discriminator, Generator, init_weights  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 
@@ -52,7 +53,7 @@ def bench_training(profile: str, device: str, precision: str, iters: int) -> dic
         idx = torch.randint(64, (bs,), generator=gen)
         return x[idx].contiguous(memory_format=torch.channels_last), c[idx]
 
-    autocast = _autocast_dtype(precision, torch.device(device))
+    autocast = autocast_dtype(precision, torch.device(device))
     step = lambda: sagan_iteration(g, d, opt_g, opt_d, draw, cfg.editor.sagan, cfg.editor.n_critic, gen, autocast)  # noqa: E731
     with FlopCounter() as counter:
         step()

@@ -1,0 +1,199 @@
+"""The training loop every GAN editor shares.
+
+A GAN editor family subclasses `GanTrainer` and supplies only what is its own:
+
+    build()            -> its networks and optimisers (named, so they are checkpointed by name)
+    iteration(draw)    -> one training iteration; returns the losses to log
+    sample_rows(x, c)  -> rows of the training sample grid (input | edited | mask | residual ...)
+    weights()          -> what its `Editor.load` needs beyond {arch, attribute, image_size}
+
+The loop owns everything else, identically for every family: decoding the train-split
+originals into memory, seeded (optionally attribute-balanced) batches, exact resume from
+`checkpoint.pt` (modules, optimisers, RNG, step, loss history), refusing to resume or reuse
+work done under a different training key, progress lines with rate and ETA, sample grids,
+`losses.jsonl`, and the final `editor.pt` + `editor.json` (with the checkpoint id that
+augmentation records in every shard row).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from editing._training import Originals, load_originals, sample_grid, save_atomic, to_float, write_json_atomic
+from editing.base import Trainer, file_digest
+
+CHECKPOINT = "checkpoint.pt"  # full training state, for resume
+WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
+
+Draw = Callable[[], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+def training_key(cfg, image_size: int, editor: str) -> dict:
+    """What determines a training run's result; a resume or reuse must match it (iterations may grow)."""
+    skip = {"iterations", "checkpoint_every", "sample_every", "threads", "attributes"}
+    key = {"image_size": image_size, **{k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in skip}}
+    if editor != "sagan":  # SaGAN keys predate the field; keeping them lets old runs resume
+        key["editor"] = editor
+    return key
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 on GPUs and on CPUs with native bf16 (AVX-512 BF16 / AMX), else fp32."""
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16" or device.type == "cuda":
+        return torch.bfloat16
+    try:
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    except (AttributeError, RuntimeError):
+        return torch.float32
+
+
+def amp(autocast: torch.dtype | None, device_type: str):
+    return torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None)
+
+
+class GanTrainer(Trainer):
+    """Shared loop; subclasses set `editor_name`/`editor_version` and implement the four hooks."""
+
+    editor_name: ClassVar[str]
+    editor_version: ClassVar[str] = "1"
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def build(self) -> tuple[dict[str, Any], dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
+        """(arch, modules, optimisers), modules initialised and on `self.device`."""
+        raise NotImplementedError
+
+    def iteration(self, draw: Draw, rng: torch.Generator, autocast: torch.dtype | None) -> dict[str, float]:
+        """One training iteration on batches from `draw()` ((images in [-1, 1], 0/1 labels))."""
+        raise NotImplementedError
+
+    def sample_rows(self, fixed: torch.Tensor, c_org: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Rows of the sample grid for these fixed faces (modules are in eval mode, no grad)."""
+        raise NotImplementedError
+
+    def weights(self) -> dict[str, Any]:
+        """The state dicts `Editor.load` needs."""
+        raise NotImplementedError
+
+    def prepare(self, originals: Originals, labels: torch.Tensor) -> None:
+        """Called once with the training data before the loop (e.g. to keep reference images)."""
+
+    def finish(self, originals: Originals, labels: torch.Tensor) -> dict[str, Any]:
+        """Called once after the last iteration; what it returns is added to the weights file."""
+        return {}
+
+    def log_line(self, h: dict[str, float]) -> str:
+        return " ".join(f"{k} {v:.3f}" for k, v in h.items() if k != "step")
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def fit(self, train_shards: list[str], *, progress: Callable[[str], None] = print, seed: int = 0) -> Path:
+        cfg = self.config
+        out = self.out_dir
+        tag = f"{self.editor_name}/{self.attribute}"
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        key = training_key(cfg, self.image_size, self.editor_name)
+        if (out / WEIGHTS).exists() and (out / "editor.json").exists():
+            meta = json.loads((out / "editor.json").read_text())
+            if meta.get("key") == key and meta.get("iterations") == cfg.iterations:
+                progress(f"{tag}: already trained ({out})")
+                return out
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(seed)
+        self.arch, self.modules, self.optimizers = self.build()
+        originals = load_originals(train_shards, "train")
+        images, labels = originals.images, originals.labels(self.attribute)
+        if images.shape[-1] != self.image_size:
+            raise ValueError(f"shards hold {images.shape[-1]} px images, the editor is configured for {self.image_size} px")
+        self.prepare(originals, labels)
+        rng = torch.Generator().manual_seed(seed)
+        step, history, self.elapsed = 0, [], 0.0
+        ckpt_path = out / CHECKPOINT
+        if ckpt_path.exists():
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            if state.get("key") != key:
+                raise ValueError(f"{ckpt_path} was trained with {state.get('key')}; this run asks for {key}. "
+                                 f"Use another output_dir, or delete {out} to retrain.")
+            self._load_state(state)
+            rng.set_state(state["rng"])
+            step, history = state["step"], list(state["history"])
+            self.elapsed = float(state.get("elapsed", 0.0))
+            progress(f"{tag}: resuming at iteration {step}")
+
+        positives = torch.nonzero(labels > 0.5).view(-1)
+        negatives = torch.nonzero(labels < 0.5).view(-1)
+        balance = cfg.balance_attribute
+        if balance and (len(positives) == 0 or len(negatives) == 0):
+            raise ValueError(f"cannot balance batches: {len(positives)} images with {self.attribute}, {len(negatives)} without")
+
+        def draw() -> tuple[torch.Tensor, torch.Tensor]:
+            if balance:
+                half = cfg.batch_size // 2
+                idx = torch.cat([
+                    positives[torch.randint(len(positives), (half,), generator=rng)],
+                    negatives[torch.randint(len(negatives), (cfg.batch_size - half,), generator=rng)],
+                ])
+            else:
+                idx = torch.randint(len(labels), (cfg.batch_size,), generator=rng)
+            x = to_float(images[idx]).to(self.device).contiguous(memory_format=torch.channels_last)
+            return x, labels[idx].to(self.device)
+
+        fixed_idx = torch.cat([positives[:4], negatives[: 8 - min(4, len(positives))]])
+        fixed = to_float(images[fixed_idx]).to(self.device)
+        started, start_step = time.perf_counter(), step
+        autocast = autocast_dtype(cfg.precision, self.device)
+        while step < cfg.iterations:
+            history.append({"step": step + 1, **self.iteration(draw, rng, autocast)})
+            step += 1
+            if step % max(1, min(50, cfg.iterations // 20)) == 0 or step == cfg.iterations:
+                rate = (step - start_step) / max(time.perf_counter() - started, 1e-9)
+                eta = (cfg.iterations - step) / max(rate, 1e-9)
+                progress(f"{tag}: it {step}/{cfg.iterations} ({rate:.2f} it/s, eta {eta / 60:.1f} min) {self.log_line(history[-1])}")
+            if step % cfg.sample_every == 0 or step == cfg.iterations:
+                self._write_samples(fixed, labels[fixed_idx], step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
+                save_atomic({
+                    "step": step, **{name: m.state_dict() for name, m in {**self.modules, **self.optimizers}.items()},
+                    "rng": rng.get_state(), "history": history, "config": json.loads(cfg.model_dump_json()),
+                    "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size, "key": key,
+                    "elapsed": self.elapsed + time.perf_counter() - started,
+                }, ckpt_path)
+                (out / "losses.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+
+        extra = self.finish(originals, labels)
+        save_atomic({**self.weights(), **extra, "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size},
+                    out / WEIGHTS)
+        write_json_atomic({
+            "editor": self.editor_name, "version": self.editor_version, "attribute": self.attribute,
+            "attributes": [self.attribute], "image_size": self.image_size, "iterations": cfg.iterations,
+            "arch": self.arch, "config": json.loads(cfg.model_dump_json()), "checkpoint_id": file_digest(out / WEIGHTS),
+            "key": key, "train_seconds": round(self.elapsed + time.perf_counter() - started, 1),  # summed over resumes
+        }, out / "editor.json")
+        return out
+
+    def _load_state(self, state: dict) -> None:
+        for name, m in {**self.modules, **self.optimizers}.items():
+            if name not in state:
+                raise ValueError(f"{self.out_dir / CHECKPOINT} has no {name!r}; it was written by another editor")
+            m.load_state_dict(state[name])
+
+    @torch.no_grad()
+    def _write_samples(self, fixed: torch.Tensor, c_org: torch.Tensor, step: int) -> None:
+        for m in self.modules.values():
+            m.eval()
+        rows = self.sample_rows(fixed, c_org.to(fixed.device))
+        for m in self.modules.values():
+            m.train()
+        sample_grid(rows).save(self.out_dir / "samples" / f"step-{step:06d}.png")
