@@ -23,6 +23,7 @@ class EditorPlugin:
     editor: type[Editor]
     trainer: type[Trainer] | None = None  # None: nothing to train (e.g. the identity control)
     description: str = ""
+    multi_attribute: bool = False  # one model edits every configured attribute (trained once, see editing/training.py)
     distribution: str = field(default="", compare=False)  # filled in from the entry point
 
 
@@ -66,7 +67,7 @@ def _load_entry_points() -> None:
             _failures[ep.name] = f"{ep.value} is not an EditorPlugin named {ep.name!r}"
             continue
         try:
-            register(EditorPlugin(plugin.name, plugin.editor, plugin.trainer, plugin.description, dist))
+            register(EditorPlugin(plugin.name, plugin.editor, plugin.trainer, plugin.description, plugin.multi_attribute, dist))
         except ValueError as exc:
             _failures[ep.name] = str(exc)
 

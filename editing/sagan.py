@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from editing._gan import CHECKPOINT, WEIGHTS, GanTrainer, amp as _amp, inference_dtype
+from editing._gan import CHECKPOINT, WEIGHTS, GanTrainer, amp as _amp, inference_dtype  # noqa: F401 (CHECKPOINT re-exported)
 from editing.base import Editor, EditResult, file_digest
 from editing.registry import EditorPlugin
 from editing.sagan_nets import Discriminator, Generator, init_weights

@@ -1,6 +1,11 @@
 """The editor-training stage: one editor per configured attribute, trained on the originals shards.
 
     <run>/editors/<editor>-<attribute>/   what the trainer writes and `Editor.load` reads
+
+A multi-attribute editor (`EditorPlugin.multi_attribute`) is trained once, into
+`<run>/editors/<editor>-all/`, and each attribute's directory then holds only an
+`editor.json` naming the attribute and the shared model (`"shared": "../<editor>-all"`),
+so every later stage still finds one editor directory per attribute.
 """
 
 from __future__ import annotations
@@ -10,8 +15,17 @@ from typing import Callable
 
 import torch
 
+from editing._training import write_json_atomic
 from editing.registry import get_plugin
 from pipeline.config import RunConfig
+
+
+ALL = "all"  # the training unit of a multi-attribute editor
+
+
+def training_units(cfg: RunConfig) -> list[str]:
+    """What the editor stage trains: one unit per attribute, or a single `all` for a multi-attribute editor."""
+    return [ALL] if get_plugin(cfg.editor.name).multi_attribute else list(cfg.editor.attributes)
 
 
 def editor_dir(cfg: RunConfig, attribute: str, editor: str | None = None) -> Path:
@@ -27,10 +41,14 @@ def default_device() -> str:
 
 
 def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, progress: Callable[[str], None] = print) -> Path:
-    """Train (or resume, or reuse) the configured editor for one attribute; returns its directory."""
+    """Train (or resume, or reuse) the configured editor for one attribute (or `all`); returns its directory."""
+    plugin = get_plugin(cfg.editor.name)
+    if attribute == ALL and plugin.multi_attribute:
+        return _train_multi(cfg, plugin, device=device, progress=progress)
     if attribute not in cfg.editor.attributes:
         raise ValueError(f"attribute {attribute!r} is not in editor.attributes {list(cfg.editor.attributes)}")
-    plugin = get_plugin(cfg.editor.name)
+    if plugin.multi_attribute:
+        raise ValueError(f"{plugin.name} edits every attribute with one model: train it as {ALL!r}")
     out = editor_dir(cfg, attribute)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
@@ -41,3 +59,20 @@ def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, p
         raise FileNotFoundError(f"{originals_dir(cfg)}: no originals shards; run `faceaug data prepare` first")
     trainer = plugin.trainer(attribute=attribute, image_size=cfg.data.image_size, out_dir=out, config=cfg.editor, device=device or default_device())
     return trainer.fit([str(originals_dir(cfg))], progress=progress, seed=cfg.seed)
+
+
+def _train_multi(cfg: RunConfig, plugin, *, device: str | None, progress: Callable[[str], None]) -> Path:
+    shared = editor_dir(cfg, ALL)
+    shared.mkdir(parents=True, exist_ok=True)
+    cfg.save(shared)
+    if not (originals_dir(cfg) / "_manifest").exists():
+        raise FileNotFoundError(f"{originals_dir(cfg)}: no originals shards; run `faceaug data prepare` first")
+    trainer = plugin.trainer(attribute=ALL, image_size=cfg.data.image_size, out_dir=shared, config=cfg.editor, device=device or default_device())
+    trainer.fit([str(originals_dir(cfg))], progress=progress, seed=cfg.seed)
+    for attribute in cfg.editor.attributes:
+        out = editor_dir(cfg, attribute)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out)
+        write_json_atomic({"editor": plugin.name, "attribute": attribute, "attributes": [attribute],
+                           "shared": f"../{shared.name}"}, out / "editor.json")
+    return shared

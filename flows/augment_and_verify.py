@@ -104,11 +104,13 @@ def _resolve(profile: str, overrides: dict[str, Any]) -> RunConfig:
 # must resolve the parameter types to build their schema.)
 def augment_and_verify(profile: Literal["tiny", "demo", "evidence", "paper"] = "demo", overrides: Optional[dict[str, Any]] = None) -> str:
     """Render or check the data, train and score the editors, augment, train and evaluate the verifiers, report."""
+    from editing.training import training_units
+
     cfg = _resolve(profile, overrides or {})  # a bad key or value fails here, before any task
     cfg_json = cfg.model_dump_json()
     cfg.save(cfg.output_dir)
     prepare_data_task(cfg_json)
-    editors = [train_editor_task.submit(cfg_json, a) for a in cfg.editor.attributes]
+    editors = [train_editor_task.submit(cfg_json, u) for u in training_units(cfg)]
     for f in editors:
         f.result()
     scores = [score_editor_task(cfg_json, a) for a in cfg.editor.attributes]

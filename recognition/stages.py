@@ -66,6 +66,7 @@ def parallel(jobs: list[tuple], cfg: RunConfig, workers: int) -> list:
 def run_all(cfg: RunConfig, *, progress: Callable[[str], None] = print) -> dict:
     from editing.augment import augment_stage
     from editing.evaluate import evaluate_stage
+    from editing.training import training_units
     from pipeline.ingest import prepare_data
     from recognition.experiment import evaluate_run
     from recognition.report import write_report
@@ -87,7 +88,7 @@ def run_all(cfg: RunConfig, *, progress: Callable[[str], None] = print) -> dict:
         return result
 
     stage("prepare data", lambda: prepare_data(cfg, progress=progress))
-    stage("train editors", lambda: parallel([("editor", a) for a in cfg.editor.attributes], cfg, workers))
+    stage("train editors", lambda: parallel([("editor", u) for u in training_units(cfg)], cfg, workers))
     stage("score editors", lambda: [evaluate_stage(cfg, a, progress=progress) for a in cfg.editor.attributes])
     stage("augment", lambda: [augment_stage(cfg, a, progress=progress) for a in cfg.editor.attributes])
     stage("train verifiers", lambda: parallel([("verifier", arm, s) for arm in cfg.verifier.arms for s in cfg.verifier.seeds], cfg, workers))
