@@ -69,6 +69,7 @@ class GanTrainer(Trainer):
 
     editor_name: ClassVar[str]
     editor_version: ClassVar[str] = "1"
+    requires_balance: ClassVar[bool] = False  # True: every batch is half with, half without the attribute
 
     # ---- hooks -------------------------------------------------------------------------------
     def build(self) -> tuple[dict[str, Any], dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
@@ -86,6 +87,15 @@ class GanTrainer(Trainer):
     def weights(self) -> dict[str, Any]:
         """The state dicts `Editor.load` needs."""
         raise NotImplementedError
+
+    def labels_for(self, originals: Originals) -> torch.Tensor:
+        """The labels `draw()` returns with each batch: N 0/1 values of the edited attribute by default
+        (a multi-attribute editor returns N x K)."""
+        return originals.labels(self.attribute)
+
+    def balance_on(self, labels: torch.Tensor) -> torch.Tensor:
+        """The N 0/1 values that balanced batches are balanced on."""
+        return labels
 
     def prepare(self, originals: Originals, labels: torch.Tensor) -> None:
         """Called once with the training data before the loop (e.g. to keep reference images)."""
@@ -114,7 +124,7 @@ class GanTrainer(Trainer):
         torch.manual_seed(seed)
         self.arch, self.modules, self.optimizers = self.build()
         originals = load_originals(train_shards, "train")
-        images, labels = originals.images, originals.labels(self.attribute)
+        images, labels = originals.images, self.labels_for(originals)
         if images.shape[-1] != self.image_size:
             raise ValueError(f"shards hold {images.shape[-1]} px images, the editor is configured for {self.image_size} px")
         self.prepare(originals, labels)
@@ -132,11 +142,14 @@ class GanTrainer(Trainer):
             self.elapsed = float(state.get("elapsed", 0.0))
             progress(f"{tag}: resuming at iteration {step}")
 
-        positives = torch.nonzero(labels > 0.5).view(-1)
-        negatives = torch.nonzero(labels < 0.5).view(-1)
-        balance = cfg.balance_attribute
+        key_labels = self.balance_on(labels)
+        positives = torch.nonzero(key_labels > 0.5).view(-1)
+        negatives = torch.nonzero(key_labels < 0.5).view(-1)
+        balance = cfg.balance_attribute or self.requires_balance
         if balance and (len(positives) == 0 or len(negatives) == 0):
-            raise ValueError(f"cannot balance batches: {len(positives)} images with {self.attribute}, {len(negatives)} without")
+            raise ValueError(f"cannot balance batches: {len(positives)} training images with {self.attribute}, {len(negatives)} without")
+        if balance and cfg.batch_size < 2:
+            raise ValueError(f"balanced batches need editor.batch_size >= 2, not {cfg.batch_size}")
 
         def draw() -> tuple[torch.Tensor, torch.Tensor]:
             if balance:
@@ -146,7 +159,7 @@ class GanTrainer(Trainer):
                     negatives[torch.randint(len(negatives), (cfg.batch_size - half,), generator=rng)],
                 ])
             else:
-                idx = torch.randint(len(labels), (cfg.batch_size,), generator=rng)
+                idx = torch.randint(len(images), (cfg.batch_size,), generator=rng)
             x = to_float(images[idx]).to(self.device).contiguous(memory_format=torch.channels_last)
             return x, labels[idx].to(self.device)
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from editing.registry import available
+from editing.training import ALL
 from pipeline.config import load_config
 from _stores import make_originals_store
 
@@ -20,7 +21,9 @@ def _trained(name: str, originals: str, out_dir, seed: int = 0):
     if plugin.trainer is None:
         return plugin.editor.load(out_dir)
     cfg = load_config("tiny", ["editor.iterations=2", f"editor.name={name}"])
-    trainer = plugin.trainer(attribute="eyeglasses", image_size=32, out_dir=out_dir, config=cfg.editor)
+    # A multi-attribute editor trains once for all attributes; loading its directory binds the first one.
+    attribute = ALL if plugin.multi_attribute else "eyeglasses"
+    trainer = plugin.trainer(attribute=attribute, image_size=32, out_dir=out_dir, config=cfg.editor)
     return plugin.editor.load(trainer.fit([originals], progress=lambda m: None, seed=seed))
 
 
