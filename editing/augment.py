@@ -31,6 +31,7 @@ import torch
 
 from editing._training import decode_image
 from editing.base import Editor
+from pipeline import faults
 from pipeline.attributes import index_of
 from pipeline.images import encode_png
 from pipeline.shards import ShardStore, ensure_resumable
@@ -40,96 +41,138 @@ def _to_uint8(batch: torch.Tensor) -> np.ndarray:
     return ((batch.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def augment_attribute(
-    editor: Editor,
-    attribute: str,
-    originals: str,
-    out: str,
-    *,
-    rows_per_shard: int = 1024,
-    batch_size: int = 64,
-    threads: int = 2,
-    metadata: dict | None = None,
-    progress: Callable[[str], None] = print,
-) -> dict:
+class Augmentation:
+    """One attribute's augmentation dataset: planned once, its shards written by any number of
+    workers (each shard is independent and committed atomically), then summarised once."""
+
+    def __init__(self, editor: Editor, attribute: str, originals: str, out: str, *, rows_per_shard: int = 1024,
+                 metadata: dict | None = None):
+        self.editor, self.attribute, self.out, self.rows_per_shard = editor, attribute, out, rows_per_shard
+        table = ShardStore(originals).read_table(filter_split="train")
+        self.table = table.filter(pc.equal(table.column("edit_kind"), "original")).sort_by("sample_id")
+        self.key = {"attribute": attribute, "editor": editor.name, "editor_version": editor.version,
+                    "editor_checkpoint": editor.checkpoint_id, "source_rows": self.table.num_rows, "rows_per_shard": rows_per_shard}
+        self.store = ShardStore(out, metadata={"dataset": f"aug-{attribute}", "key": self.key, **(metadata or {})})
+
+    @property
+    def shards(self) -> range:
+        return range(-(-self.table.num_rows // self.rows_per_shard))
+
+    def plan(self) -> list[int]:
+        """Check the dataset may be resumed with this editor, remove what a killed writer left
+        half-done, and return the shards still to write. Call once, before any writer starts."""
+        ensure_resumable(self.out, self.key)  # a retrained editor must not be mixed with its predecessor's edits
+        self.store.cleanup_orphans()
+        return [k for k in self.shards if not self.store.has(f"part-{k:05d}")]
+
+    def write(self, shards: list[int], *, batch_size: int = 64, threads: int = 2,
+              progress: Callable[[str], None] = print) -> dict:
+        """Write these shards (skipping any already committed); returns counts and timings."""
+        todo = [k for k in shards if not self.store.has(f"part-{k:05d}")]
+        started = time.perf_counter()
+        edit_seconds, made, done = 0.0, 0, 0
+        n, R, column = self.table.num_rows, self.rows_per_shard, index_of(self.attribute)
+
+        def decode_rows(k: int) -> tuple[list[dict], list[np.ndarray]]:
+            rows = self.table.slice(k * R, R).to_pylist()
+            return rows, [decode_image(r["image"]) for r in rows]
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            # Decoding of the next shard and PNG encoding of finished batches run in threads
+            # (PIL releases the GIL) while the editor works on the next batch.
+            upcoming = pool.submit(decode_rows, todo[0]) if todo else None
+            for i_todo, k in enumerate(todo):
+                rows, pixels = upcoming.result()
+                upcoming = pool.submit(decode_rows, todo[i_todo + 1]) if i_todo + 1 < len(todo) else None
+                encoded: dict[str, list] = {"added": [], "removed": []}
+                for i in range(0, len(rows), batch_size):
+                    x = torch.from_numpy(np.stack(pixels[i : i + batch_size])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+                    t0 = time.perf_counter()
+                    for kind in ("added", "removed"):
+                        result = self.editor.edit(x, self.editor.targets_for(kind, len(x)))
+                        encoded[kind].extend(pool.submit(encode_png, a) for a in _to_uint8(result.images))
+                    edit_seconds += time.perf_counter() - t0
+                out_rows = []
+                for i, row in enumerate(rows):
+                    out_rows.append({**row})
+                    for kind in ("added", "removed"):
+                        attrs = list(row["attributes"])
+                        attrs[column] = 1 if kind == "added" else 0
+                        out_rows.append({
+                            **row, "sample_id": f"{row['source_image_id']}/{self.attribute}/{kind}",
+                            "image": encoded[kind][i].result(), "attribute_edited": self.attribute, "edit_kind": kind,
+                            "attributes": attrs, "editor": self.editor.name, "editor_version": self.editor.version,
+                            "editor_checkpoint": self.editor.checkpoint_id,
+                        })
+                faults.point("augment-shard-encoded")
+                self.store.write_shard(f"part-{k:05d}", out_rows, shard_metadata={"first_input_row": k * R, "input_rows": len(rows)})
+                done += len(rows)
+                made += 2 * len(rows)
+                elapsed = time.perf_counter() - started
+                progress(f"  augment {self.attribute}: shard {k + 1}/{len(self.shards)} ({len(rows)} of {n} source images, "
+                         f"{made / max(elapsed, 1e-9):.0f} edited img/s)")
+        return {"shards_written": len(todo), "edited_images": made, "seconds": time.perf_counter() - started,
+                "edit_seconds": edit_seconds}
+
+    def finish(self, written: list[dict], started: float) -> dict:
+        """Summarise once every shard is committed; `written` are the `write` results of this run."""
+        missing = [k for k in self.shards if not self.store.has(f"part-{k:05d}")]
+        if missing:
+            raise RuntimeError(f"{self.out}: shards {missing} are still missing; write them before finishing")
+        self.store.write_summary()
+        made = sum(w["edited_images"] for w in written)
+        edit_seconds = sum(w["edit_seconds"] for w in written)
+        elapsed = time.perf_counter() - started
+        return {
+            "attribute": self.attribute, "source_images": self.table.num_rows, "rows": self.store.num_rows(),
+            "shards": len(self.shards), "shards_reused": len(self.shards) - sum(w["shards_written"] for w in written),
+            "edited_images": made, "seconds": elapsed, "pipeline_images_per_s": made / elapsed if made else None,
+            "edit_images_per_s": made / edit_seconds if edit_seconds else None,
+        }
+
+
+def augment_attribute(editor: Editor, attribute: str, originals: str, out: str, *, rows_per_shard: int = 1024,
+                      batch_size: int = 64, threads: int = 2, metadata: dict | None = None,
+                      progress: Callable[[str], None] = print) -> dict:
     """Write `out` (a shard dataset) with original/added/removed triples for every train original."""
-    source = ShardStore(originals)
-    table = source.read_table(filter_split="train")
-    table = table.filter(pc.equal(table.column("edit_kind"), "original"))
-    table = table.sort_by("sample_id")
-    n = table.num_rows
-    key = {"attribute": attribute, "editor": editor.name, "editor_version": editor.version,
-           "editor_checkpoint": editor.checkpoint_id, "source_rows": n, "rows_per_shard": rows_per_shard}
-    ensure_resumable(out, key)  # a retrained editor must not be mixed with its predecessor's edits
-    store = ShardStore(out, metadata={"dataset": f"aug-{attribute}", "key": key, **(metadata or {})})
-    store.cleanup_orphans()
-    column = index_of(attribute)
-    shards = range(0, n, rows_per_shard)
     started = time.perf_counter()
-    edit_seconds, made = 0.0, 0
-    todo = [(k, first) for k, first in enumerate(shards) if not store.has(f"part-{k:05d}")]
-    reused = len(shards) - len(todo)
-    done = sum(min(rows_per_shard, n - first) for k, first in enumerate(shards) if store.has(f"part-{k:05d}"))
-
-    def decode_rows(first: int) -> tuple[list[dict], list[np.ndarray]]:
-        rows = table.slice(first, rows_per_shard).to_pylist()
-        return rows, [decode_image(r["image"]) for r in rows]
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        # Decoding of the next shard and PNG encoding of finished batches run in threads
-        # (PIL releases the GIL) while the editor works on the next batch.
-        upcoming = pool.submit(decode_rows, todo[0][1]) if todo else None
-        for i_todo, (k, first) in enumerate(todo):
-            rows, pixels = upcoming.result()
-            upcoming = pool.submit(decode_rows, todo[i_todo + 1][1]) if i_todo + 1 < len(todo) else None
-            encoded: dict[str, list] = {"added": [], "removed": []}
-            for i in range(0, len(rows), batch_size):
-                x = torch.from_numpy(np.stack(pixels[i : i + batch_size])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
-                t0 = time.perf_counter()
-                for kind in ("added", "removed"):
-                    result = editor.edit(x, editor.targets_for(kind, len(x)))
-                    arrays = _to_uint8(result.images)
-                    encoded[kind].extend(pool.submit(encode_png, a) for a in arrays)
-                edit_seconds += time.perf_counter() - t0
-            out_rows = []
-            for i, row in enumerate(rows):
-                src = row["source_image_id"]
-                out_rows.append({**row})
-                for kind in ("added", "removed"):
-                    attrs = list(row["attributes"])
-                    attrs[column] = 1 if kind == "added" else 0
-                    out_rows.append({
-                        **row, "sample_id": f"{src}/{attribute}/{kind}", "image": encoded[kind][i].result(),
-                        "attribute_edited": attribute, "edit_kind": kind, "attributes": attrs,
-                        "editor": editor.name, "editor_version": editor.version, "editor_checkpoint": editor.checkpoint_id,
-                    })
-            store.write_shard(f"part-{k:05d}", out_rows, shard_metadata={"first_input_row": first, "input_rows": len(rows)})
-            done += len(rows)
-            made += 2 * len(rows)
-            elapsed = time.perf_counter() - started
-            progress(f"  augment {attribute}: {done}/{n} source images ({made / max(elapsed, 1e-9):.0f} edited img/s)")
-    store.write_summary()
-    elapsed = time.perf_counter() - started
-    return {
-        "attribute": attribute, "source_images": n, "rows": store.num_rows(), "shards": len(shards), "shards_reused": reused,
-        "edited_images": made, "seconds": elapsed, "pipeline_images_per_s": made / elapsed if made else None,
-        "edit_images_per_s": made / edit_seconds if edit_seconds else None,
-    }
+    job = Augmentation(editor, attribute, originals, out, rows_per_shard=rows_per_shard, metadata=metadata)
+    written = job.write(job.plan(), batch_size=batch_size, threads=threads, progress=progress)
+    return job.finish([written], started)
 
 
-def augment_stage(cfg, attribute: str, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Augment the run's train originals with its trained editor for `attribute` -> <run>/shards/aug-<attribute>."""
+def augmentation_for(cfg, attribute: str, *, device: str | None = None) -> Augmentation:
+    """The run's augmentation job for `attribute`: its trained editor over <run>/shards/originals -> <run>/shards/aug-<attribute>."""
     import json
 
     from editing.registry import get_plugin
     from editing.training import default_device, editor_dir, originals_dir
 
     editor = get_plugin(cfg.editor.name).editor.load(editor_dir(cfg, attribute), device=device or default_device())
-    out = Path(cfg.output_dir) / "shards" / f"aug-{attribute}"
-    summary = augment_attribute(editor, attribute, str(originals_dir(cfg)), str(out), rows_per_shard=cfg.data.shard_rows,
-                                metadata={"config": json.loads(cfg.to_json())}, progress=progress)
+    return Augmentation(editor, attribute, str(originals_dir(cfg)), str(augmented_dir(cfg, attribute)),
+                        rows_per_shard=cfg.data.shard_rows, metadata={"config": json.loads(cfg.to_json())})
+
+
+def augmented_dir(cfg, attribute: str) -> Path:
+    return Path(cfg.output_dir) / "shards" / f"aug-{attribute}"
+
+
+def finish_stage(cfg, job: Augmentation, written: list[dict], started: float) -> dict:
+    import json
+
+    summary = job.finish(written, started)
+    out = augmented_dir(cfg, job.attribute)
     cfg.save(out)
     if summary["edited_images"]:
         summary["pipeline_fraction_of_edit_throughput"] = summary["pipeline_images_per_s"] / summary["edit_images_per_s"]
     (out / "augment_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def augment_stage(cfg, attribute: str, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
+    """Augment the run's train originals with its trained editor for `attribute`, all shards in this process.
+    (The Prefect flow fans the shards of `augmentation_for(...).plan()` out to workers instead.)"""
+    started = time.perf_counter()
+    job = augmentation_for(cfg, attribute, device=device)
+    written = job.write(job.plan(), progress=progress)
+    return finish_stage(cfg, job, [written], started)

@@ -149,6 +149,15 @@ class EvaluationConfig(_Frozen):
     max_eval_images: int = Field(512, ge=1, description="held-out test images per attribute used to score an editor")
 
 
+class EngineConfig(_Frozen):
+    """Where the Prefect flow runs its fan-out stages (editors, augmentation shards, verifier arms x seeds).
+    It changes where work runs, never what it computes, so no result's key includes it."""
+
+    task_runner: Literal["threads", "dask"] = Field("threads", description="threads: this machine; dask: a Dask cluster")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster (tcp://host:8786); None starts a local one")
+    dask_workers: int = Field(2, ge=1, description="worker processes of the local Dask cluster (one task each)")
+
+
 class RunConfig(_Frozen):
     profile: str = "custom"
     seed: int = 0
@@ -158,6 +167,7 @@ class RunConfig(_Frozen):
     editor: EditorConfig = EditorConfig()
     verifier: VerifierConfig = VerifierConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    engine: EngineConfig = EngineConfig()
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

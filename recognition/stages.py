@@ -42,7 +42,12 @@ def _in_worker(fn_name: str, cfg_json: str, *args):
 
 
 def isolated(job: tuple, cfg: RunConfig):
-    """Run one (fn_name, *args) job in a fresh spawned process with one torch thread."""
+    """Run one (fn_name, *args) job in a fresh spawned process with one torch thread.
+
+    Inside a daemonic worker process (a Dask worker: already a process of its own, and not
+    allowed children) the job runs in that process instead."""
+    if mp.current_process().daemon:
+        return _in_worker(job[0], cfg.model_dump_json(), *job[1:])
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
         return pool.submit(_in_worker, job[0], cfg.model_dump_json(), *job[1:]).result()
 

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from editing._training import save_atomic, write_json_atomic
+from pipeline import faults
 from pipeline.config import VerifierConfig
 from recognition.heads import make_head
 
@@ -289,6 +290,7 @@ def train_verifier(
         opt.step()
         pending.append(loss.detach())
         step += 1
+        faults.point("verifier-step")
 
         # 3. Log (syncing the device only here), checkpoint.
         if step % log_every == 0 or step == total:

@@ -1,0 +1,322 @@
+"""Multi-attribute SaGAN: one generator edits every configured attribute.
+
+SaGAN (Zhang et al., ECCV 2018) trains one model per attribute and leaves editing several
+attributes with one model as future work (section 2.3: StarGAN "can edit multiple attributes
+with one model, while our SaGAN can only edit one attribute which will be our future work").
+This is that model: SaGAN's networks and losses (see `sagan.py`), conditioned on *which*
+of the K configured attributes is edited (k) and to which value (t):
+
+    AMN:  I_a = F_m(I, e),  e ∈ R^K with e_k = 2t - 1 (±1) and e_j = 0 for j ≠ k    (eq. 5)
+    SAN:  b   = F_a(I, onehot(k))                                                  (eq. 6)
+    G:    Î   = G(I, k, t) = I_a · b + I · (1 - b)                                  (eq. 7)
+
+D has the real/fake head and K attribute logits. For a real image I with labels c^g ∈ {0, 1}^K,
+an attribute k drawn uniformly for each image and t = 1 - c^g_k (its flipped label):
+
+    D:  L_src = -E[D_src(I)] + E[D_src(Î)] + λgp E[(||∇D_src(Ĩ)||2 - 1)^2]         (eq. 12)
+        L_cls = E[Σ_j -log D_cls,j(c^g_j | I)]                                   (eq. 2, every attribute)
+    G:  L_adv = -E[D_src(Î)]                                                     (eq. 13)
+        L_cls = E[-log D_cls,k(t | Î)]                                            (eq. 9, the edited one)
+        L_rec = λ1 ||I - G(G(I, k, t), k, c^g_k)||1 + λ2 ||I - G(I, k, c^g_k)||1    (eq. 10)
+
+with SaGAN's weights, optimiser and n_critic, all read from the same config (`editor.sagan`).
+At K = 1 every loss is SaGAN's; the networks differ only in the SAN's extra (constant) channel.
+
+Choices the paper leaves open, and deviations (beyond SaGAN's own, which apply unchanged:
+`mask_l1`, `mask_tv`, `identity_trains_mask`):
+  * Condition encoding: signed one-hot. With "channel k = t, others 0", every removal (t = 0)
+    would be the same all-zero condition, so the AMN could not tell which attribute to remove;
+    ±1 on channel k keeps the 2K edits distinct, 0 meaning "not this attribute".
+  * The SAN sees onehot(k) (the paper's SAN sees the image only, enough for one attribute), so
+    the mask can move to the edited attribute's region; it does not see t, so, as in SaGAN, one
+    mask serves an edit and its reverse.
+  * D's attribute loss sums over the K attributes and averages over images (StarGAN's
+    normalisation), so each attribute's head is trained as strongly as a single SaGAN's.
+  * `balance_attribute`: GanTrainer balances batches on one 0/1 vector; we give it the labels of
+    the configured attribute whose rarer value is rarest (CelebA: eyeglasses, 6.5%), so that
+    half of each batch has it and its removal is practised. The others stay at their natural
+    rates (CelebA: 17-48% for the rarer value), which practise both directions unaided.
+  * `editor.params.keep_others` (default 0, off): weight of a StarGAN-style loss keeping the
+    *other* attributes of Î at their original labels, E[Σ_{j≠k} -log D_cls,j(c^g_j | Î)]. It is
+    logged as `g_keep` either way, as a measure of how much an edit leaks into other attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from editing._gan import CHECKPOINT, WEIGHTS, GanTrainer, amp as _amp, inference_dtype
+from editing._training import write_json_atomic
+from editing.base import Editor, EditResult, file_digest
+from editing.registry import EditorPlugin
+from editing.sagan import gradient_penalty, total_variation
+from editing.sagan_nets import Discriminator, EncoderDecoder, Generator, init_weights
+from editing.training import ALL
+
+
+class SaganMultiParams(BaseModel):
+    """`editor.params` of sagan_multi."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    keep_others: float = Field(0.0, ge=0, description="weight of keeping the non-edited attributes' labels on Î (StarGAN-style); 0: off")
+
+
+def parse_params(params: dict) -> SaganMultiParams:
+    try:
+        return SaganMultiParams.model_validate(dict(params))
+    except ValidationError as exc:
+        problems = "; ".join(f"'{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
+        raise ValueError(f"invalid editor.params for sagan_multi: {problems}") from None
+
+
+class MultiGenerator(nn.Module):
+    """G(I, k, t) = AMN(I, e(k, t)) * SAN(I, onehot(k)) + I * (1 - SAN(I, onehot(k))); Table 1 networks."""
+
+    def __init__(self, num_attributes: int, conv_dim: int = 32, downsamples: int = 3, res_blocks: int = 4):
+        super().__init__()
+        self.num_attributes = num_attributes
+        self.amn = EncoderDecoder(3 + num_attributes, 3, conv_dim, downsamples, res_blocks, "tanh")
+        self.san = EncoderDecoder(3 + num_attributes, 1, conv_dim, downsamples, res_blocks, "sigmoid")
+
+    blend = staticmethod(Generator.blend)
+
+    def _with_channels(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """The image with the N x K code as K constant channels."""
+        return torch.cat([x, code.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
+
+    def manipulate(self, x: torch.Tensor, k: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """AMN: channel k holds 2t - 1 (±1 for remove/add), the others 0."""
+        code = torch.zeros(len(x), self.num_attributes, dtype=x.dtype, device=x.device)
+        code.scatter_(1, k.view(-1, 1), (2 * t.to(x.dtype) - 1).view(-1, 1))
+        return self.amn(self._with_channels(x, code))
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self.san(self._with_channels(x, F.one_hot(k, self.num_attributes)))
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = self.attend(x, k)
+        return self.blend(x, self.manipulate(x, k, t), mask), mask
+
+
+class MultiDiscriminator(Discriminator):
+    """SaGAN's discriminator with K attribute logits (N x K) instead of one."""
+
+    def __init__(self, image_size: int, conv_dim: int, layers: int, num_attributes: int):
+        super().__init__(image_size, conv_dim, layers)
+        self.cls = nn.Conv2d(self.src.in_channels, num_attributes, image_size // 2**layers, 1, 0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.main(x)
+        return self.src(h), self.cls(h).flatten(1)
+
+
+def _generator(arch: dict) -> MultiGenerator:
+    return MultiGenerator(len(arch["attributes"]), arch["conv_dim"], arch["downsamples"], arch["res_blocks"])
+
+
+def multi_iteration(g: MultiGenerator, d: MultiDiscriminator, opt_g, opt_d, draw: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                    s, params: SaganMultiParams, n_critic: int, rng: torch.Generator, autocast: torch.dtype | None = None) -> dict[str, float]:
+    """One iteration: `n_critic` discriminator updates, then one generator update (as `sagan_iteration`).
+
+    `draw()` returns (images, N x K labels); each image edits one attribute drawn from `rng`.
+    """
+    amp = _amp(autocast, next(g.parameters()).device.type)
+    d_src = lambda x: d(x)[0]  # noqa: E731
+    K = g.num_attributes
+
+    def edit_of(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        k = torch.randint(K, (len(labels),), generator=rng).to(labels.device)
+        c_org = labels.gather(1, k.view(-1, 1)).view(-1)
+        return k, c_org, 1 - c_org
+
+    # 1. Train the discriminator n_critic times, each on a fresh batch; its attribute head learns all K labels.
+    for _ in range(n_critic):
+        x, labels = draw()
+        k, c_org, c_trg = edit_of(labels)
+        with amp:
+            with torch.no_grad():
+                fake, _ = g(x, k, c_trg)
+            src, cls = d(torch.cat([x, fake]))
+            d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
+            d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), labels, reduction="sum") / len(x)
+            d_gp = gradient_penalty(d_src, x, fake.float(), rng)
+            d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+    # 2. Train the generator on the last batch; the mask depends on k only, so it serves G(I, k, t) and G(I, k, c^g_k).
+    with amp:
+        mask = g.attend(x, k)
+        manip = g.manipulate(torch.cat([x, x]), torch.cat([k, k]), torch.cat([c_trg, c_org]))
+        fake = g.blend(x, manip[: len(x)], mask)
+        same = g.blend(x, manip[len(x):], mask if s.identity_trains_mask else mask.detach())
+        rec, _ = g(fake, k, c_org)
+        src_fake, cls_fake = d(fake)
+        cls_fake = cls_fake.float()
+        g_adv = -src_fake.float().mean()
+        g_cls = F.binary_cross_entropy_with_logits(cls_fake.gather(1, k.view(-1, 1)).view(-1), c_trg)
+        others = 1 - F.one_hot(k, K).float()
+        g_keep = (F.binary_cross_entropy_with_logits(cls_fake, labels, reduction="none") * others).sum(1).mean()
+        g_dual = (x - rec.float()).abs().mean()
+        g_id = (x - same.float()).abs().mean()
+        g_loss = g_adv + s.lambda_cls * (g_cls + params.keep_others * g_keep) + s.lambda_dual * g_dual + s.lambda_identity * g_id
+        if s.mask_l1:
+            g_loss = g_loss + s.mask_l1 * mask.float().mean()
+        if s.mask_tv:
+            g_loss = g_loss + s.mask_tv * total_variation(mask.float())
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {"d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(), "g_adv": g_adv.item(), "g_cls": g_cls.item(),
+            "g_keep": g_keep.item(), "g_dual": g_dual.item(), "g_id": g_id.item(), "mask_mean": mask.float().mean().item()}
+
+
+class SaganMultiEditor(Editor):
+    """One attribute of a multi-attribute SaGAN; `for_attribute` rebinds to another without reloading."""
+
+    name = "sagan_multi"
+    version = "1"
+    has_mask = True
+
+    def __init__(self, generator: MultiGenerator, model_attributes: tuple[str, ...], attribute: str, image_size: int,
+                 checkpoint_id: str, device: torch.device, precision: str = "auto"):
+        if attribute not in model_attributes:
+            raise ValueError(f"this sagan_multi model edits {list(model_attributes)}, not {attribute!r}")
+        super().__init__((attribute,), checkpoint_id)
+        self.model_attributes = tuple(model_attributes)
+        self.index = self.model_attributes.index(attribute)
+        self.dtype = inference_dtype(precision, device)
+        self.precision = precision
+        # As SaganEditor: bf16 weights rather than autocast, channels_last only on GPUs.
+        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
+        self.memory_format = fmt
+        self.image_size = image_size
+        self.device = device
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "SaganMultiEditor":
+        """A per-attribute pointer directory (bound to its attribute) or the shared model's (bound to the first)."""
+        directory = Path(directory)
+        meta_path = directory / "editor.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        shared = directory / meta["shared"] if "shared" in meta else directory
+        path = shared / WEIGHTS
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no trained sagan_multi here (train it with `faceaug editors train`)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        g = _generator(state["arch"])
+        g.load_state_dict(state["generator"])
+        attributes = tuple(state["arch"]["attributes"])
+        attribute = meta["attribute"] if "shared" in meta else attributes[0]
+        return cls(g, attributes, attribute, state["image_size"], file_digest(path), torch.device(device), precision)
+
+    def for_attribute(self, attribute: str) -> "SaganMultiEditor":
+        """The same model, bound to another of its attributes."""
+        return type(self)(self.generator, self.model_attributes, attribute, self.image_size, self.checkpoint_id, self.device, self.precision)
+
+    @torch.inference_mode()
+    def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
+        if images.shape[0] != target.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
+        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        k = torch.full((len(x),), self.index, dtype=torch.long, device=self.device)
+        out, mask = self.generator(x, k, target.to(self.device, self.dtype))
+        return EditResult(out.float().clamp_(-1, 1).cpu(), mask.float().cpu())
+
+
+class SaganMultiTrainer(GanTrainer):
+    """Trains one multi-attribute SaGAN on `config.attributes`, as the unit 'all'."""
+
+    editor_name = "sagan_multi"
+    editor_version = SaganMultiEditor.version
+
+    def __init__(self, *, attribute: str, image_size: int, out_dir, config, device: str = "cpu"):
+        if attribute != ALL:
+            raise ValueError(f"sagan_multi trains every configured attribute with one model: train it as {ALL!r}, not {attribute!r}")
+        if not config.attributes:
+            raise ValueError("sagan_multi needs at least one attribute in editor.attributes")
+        super().__init__(attribute=attribute, image_size=image_size, out_dir=out_dir, config=config, device=device)
+        self.attributes = tuple(config.attributes)
+        self.params = parse_params(config.params)
+
+    def fit(self, train_shards: list[str], *, progress: Callable[[str], None] = print, seed: int = 0) -> Path:
+        self._refuse_other_attributes()
+        out = super().fit(train_shards, progress=progress, seed=seed)
+        meta = json.loads((out / "editor.json").read_text())
+        if meta["attributes"] != list(self.attributes):  # GanTrainer records ['all']; name what the model edits
+            write_json_atomic({**meta, "attributes": list(self.attributes)}, out / "editor.json")
+        return out
+
+    def _refuse_other_attributes(self) -> None:
+        """The training key leaves out `attributes` (one directory per attribute makes it redundant for
+        single-attribute editors), so a model of other attributes would otherwise be reused or resumed."""
+        for path in (self.out_dir / "editor.json", self.out_dir / CHECKPOINT):
+            if not path.exists():
+                continue
+            if path.suffix == ".json":
+                arch = json.loads(path.read_text()).get("arch", {})
+            else:
+                arch = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("arch", {})
+            trained = arch.get("attributes")
+            if trained is not None and list(trained) != list(self.attributes):
+                raise ValueError(f"{path} was trained for attributes {list(trained)}; this run asks for {list(self.attributes)}. "
+                                 f"Use another output_dir, or delete {self.out_dir} to retrain.")
+
+    def labels_for(self, originals):
+        return torch.stack([originals.labels(a) for a in self.attributes], dim=1)
+
+    def balance_on(self, labels):
+        """The labels of the attribute whose rarer value is rarest (see the module docstring)."""
+        rate = labels.mean(0)
+        j = int(torch.argmin(torch.minimum(rate, 1 - rate)))
+        if self.config.balance_attribute and float(rate[j]) in (0.0, 1.0):
+            have = int(labels[:, j].sum())
+            raise ValueError(f"cannot balance batches: {have} training images with {self.attributes[j]}, {len(labels) - have} without")
+        return labels[:, j]
+
+    def build(self):
+        s = self.config.sagan
+        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks, "attributes": list(self.attributes)}
+        g = _generator(arch)
+        d = MultiDiscriminator(self.image_size, s.d_conv_dim, s.d_layers, len(self.attributes))
+        for m in (g, d):
+            m.apply(init_weights)
+            m.to(self.device, memory_format=torch.channels_last)
+        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
+        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
+        return arch, {"generator": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
+
+    def iteration(self, draw, rng, autocast):
+        m, o = self.modules, self.optimizers
+        return multi_iteration(m["generator"], m["discriminator"], o["opt_g"], o["opt_d"], draw, self.config.sagan, self.params,
+                               self.config.n_critic, rng, autocast)
+
+    def log_line(self, h):
+        return (f"D adv {h['d_adv']:.3f} cls {h['d_cls']:.3f} gp {h['d_gp']:.3f} | G adv {h['g_adv']:.3f} "
+                f"cls {h['g_cls']:.3f} keep {h['g_keep']:.3f} dual {h['g_dual']:.3f} id {h['g_id']:.3f} mask {h['mask_mean']:.3f}")
+
+    def sample_rows(self, fixed, c_org):
+        """input | (edit, mask) of each attribute, its label flipped; one face per row."""
+        g = self.modules["generator"]
+        cells = []
+        for j in range(len(self.attributes)):
+            k = torch.full((len(fixed),), j, dtype=torch.long, device=fixed.device)
+            cells.append(g(fixed, k, 1 - c_org[:, j]))
+        return [[fixed[i]] + [c[i] for edited, mask in cells for c in (edited, mask)] for i in range(len(fixed))]
+
+    def weights(self):
+        return {"generator": self.modules["generator"].state_dict()}
+
+
+PLUGIN = EditorPlugin("sagan_multi", SaganMultiEditor, SaganMultiTrainer,
+                      "SaGAN for all attributes with one model: attribute-conditioned AMN and SAN (the paper's future work)",
+                      multi_attribute=True)

@@ -1,0 +1,125 @@
+"""StarGAN-style whole-image editor: SaGAN with the spatial attention taken away.
+
+The SaGAN paper's point of comparison for what spatial attention buys. The generator is
+SaGAN's attribute manipulation network alone, and its output is the edited image:
+
+    SaGAN:   G(I, c) = AMN(I, c) * SAN(I) + I * (1 - SAN(I))     (SaGAN eq. 7)
+    here:    G(I, c) = AMN(I, c)                                   (SAN(I) = 1 everywhere)
+
+so every pixel is regenerated, including those the attribute does not concern. Everything
+else is SaGAN's, so that the comparison isolates the mask: the same AMN (image + one
+attribute channel, Tanh), the same WGAN-GP discriminator with an attribute head, the same
+losses and schedule, run by the same code (`editing.sagan.sagan_iteration`):
+
+    D:  L_src = -E[D_src(I)] + E[D_src(Î)] + λgp E[(||∇D_src(Ĩ)||2 - 1)^2],   L_cls = E[-log D_cls(c^g | I)]
+    G:  L_adv = -E[D_src(Î)],   L_cls = E[-log D_cls(c | Î)],
+        L_rec = λ1 ||I - G(G(I, c), c^g)||1 + λ2 ||I - G(I, c^g)||1
+
+with Î = G(I, c), c = 1 - c^g, and the weights, optimiser, batch and n_critic of
+`config.sagan` / `config` exactly as SaGAN uses them.
+
+What StarGAN itself (Choi et al., CVPR 2018) does differently, and is deliberately not done here:
+  * one reconstruction term, λrec = 10 on ||I - G(G(I, c), c^g)||1, and no identity term
+    (here SaGAN's λ1 = 20 dual and λ2 = 100 identity terms);
+  * one generator and one discriminator for many attributes, D's PatchGAN having a
+    multi-domain classification head (here one binary editor per attribute, with SaGAN's
+    discriminator: the same PatchGAN shape, one attribute logit);
+  * λcls = 1 with Adam(1e-4), five D updates per G update, 200k iterations with a linear
+    decay (here SaGAN's optimiser and schedule from the config).
+The mask penalties `sagan.mask_l1` / `sagan.mask_tv` have nothing to act on (the mask is a
+constant 1; L1 adds a constant, TV adds zero); `mask_mean` in the logs is always 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from editing._gan import WEIGHTS
+from editing.base import EditResult, file_digest
+from editing.registry import EditorPlugin
+from editing.sagan import SaganEditor, SaganTrainer
+from editing.sagan_nets import Discriminator, Generator, init_weights
+from pipeline.config import ConfigError
+
+
+class StarganParams(BaseModel):
+    """The editor has no parameters of its own: any key in `editor.params` is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def parse_params(params: dict) -> StarganParams:
+    try:
+        return StarganParams.model_validate(params)
+    except ValidationError as exc:
+        keys = ", ".join(f"'editor.params.{'.'.join(map(str, e['loc']))}'" for e in exc.errors())
+        raise ConfigError(f"stargan takes no editor.params; unknown key(s) {keys}") from None
+
+
+class UnmaskedGenerator(Generator):
+    """SaGAN's generator with no SAN: the attention is 1 everywhere, so G(I, c) = AMN(I, c) exactly."""
+
+    def __init__(self, conv_dim: int = 32, downsamples: int = 3, res_blocks: int = 4):
+        super().__init__(conv_dim, downsamples, res_blocks)
+        del self.san  # nothing to attend with: no parameters, nothing in the state dict
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x[:, :1])
+
+
+class StarganEditor(SaganEditor):
+    name = "stargan"
+    version = "1"
+    has_mask = False
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "StarganEditor":
+        path = Path(directory) / WEIGHTS
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no trained StarGAN-style editor here (train it with `faceaug editors train`)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        g = UnmaskedGenerator(**state["arch"])
+        g.load_state_dict(state["generator"])
+        return cls(g, state["attribute"], state["image_size"], file_digest(path), torch.device(device), precision)
+
+    def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
+        return EditResult(super().edit(images, target).images)  # the constant mask says nothing: none
+
+
+class StarganTrainer(SaganTrainer):
+    """SaGAN's trainer (losses, schedule, loop) with the unmasked generator."""
+
+    editor_name = "stargan"
+    editor_version = StarganEditor.version
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        parse_params(self.config.params)
+
+    def build(self):
+        s = self.config.sagan
+        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks}
+        g = UnmaskedGenerator(**arch)
+        d = Discriminator(self.image_size, s.d_conv_dim, s.d_layers)
+        for m in (g, d):
+            m.apply(init_weights)
+            m.to(self.device, memory_format=torch.channels_last)
+        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
+        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
+        return arch, {"generator": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
+
+    def log_line(self, h):
+        return (f"D adv {h['d_adv']:.3f} cls {h['d_cls']:.3f} gp {h['d_gp']:.3f} | G adv {h['g_adv']:.3f} "
+                f"cls {h['g_cls']:.3f} dual {h['g_dual']:.3f} id {h['g_id']:.3f}")
+
+    def sample_rows(self, fixed, c_org):
+        """input | edited (flipped label) | residual, one face per row."""
+        edited, _ = self.modules["generator"](fixed, 1 - c_org)
+        return [[fixed[i], edited[i], (edited[i] - fixed[i]).abs() * 2 - 1] for i in range(len(fixed))]
+
+
+PLUGIN = EditorPlugin("stargan", StarganEditor, StarganTrainer,
+                      "StarGAN-style: SaGAN's generator without the attention mask, the whole image regenerated (SaGAN's baseline)")
