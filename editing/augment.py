@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -149,23 +148,25 @@ def augmentation_for(cfg, attribute: str, *, device: str | None = None) -> Augme
     from editing.training import default_device, editor_dir, originals_dir
 
     editor = get_plugin(cfg.editor.name).editor.load(editor_dir(cfg, attribute), device=device or default_device())
-    return Augmentation(editor, attribute, str(originals_dir(cfg)), str(augmented_dir(cfg, attribute)),
+    return Augmentation(editor, attribute, originals_dir(cfg), augmented_dir(cfg, attribute),
                         rows_per_shard=cfg.data.shard_rows, metadata={"config": json.loads(cfg.to_json())})
 
 
-def augmented_dir(cfg, attribute: str) -> Path:
-    return Path(cfg.output_dir) / "shards" / f"aug-{attribute}"
+SUMMARY = "augment_summary.json"  # written last: marks the attribute's augmentation finished
+
+
+def augmented_dir(cfg, attribute: str) -> str:
+    return cfg.shards(f"aug-{attribute}")
 
 
 def finish_stage(cfg, job: Augmentation, written: list[dict], started: float) -> dict:
     import json
 
     summary = job.finish(written, started)
-    out = augmented_dir(cfg, job.attribute)
-    cfg.save(out)
     if summary["edited_images"]:
         summary["pipeline_fraction_of_edit_throughput"] = summary["pipeline_images_per_s"] / summary["edit_images_per_s"]
-    (out / "augment_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    job.store.write_json("config.json", json.loads(cfg.to_json()))
+    job.store.write_json(SUMMARY, summary)
     return summary
 
 

@@ -17,7 +17,6 @@ For one editor and attribute, on held-out test images (identities the editor nev
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -164,7 +163,7 @@ def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
     if path.exists() and torch.load(path, map_location="cpu", weights_only=True).get("key") == key:
         return AttributeJudge.load(path)
     path.unlink(missing_ok=True)
-    shards = [str(originals_dir(cfg))]
+    shards = [originals_dir(cfg)]
     train, test = load_originals(shards, "train"), load_originals(shards, "test")
     progress(f"training the attribute judge on {len(train.images)} real train images")
     return train_judge((train.images, train.attributes), (test.images, test.attributes), path,
@@ -183,7 +182,7 @@ def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, edito
     directory = Path(editor_directory) if editor_directory else editor_dir(cfg, attribute, name)
     editor = get_plugin(name).editor.load(directory, device=device)
     judge = get_judge(cfg, progress)
-    test = load_originals([str(originals_dir(cfg))], "test", limit=cfg.evaluation.max_eval_images)
+    test = load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
     progress(f"evaluating {name}/{attribute} on {len(test.images)} held-out test images")
     result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold)
     return write_evaluation(result, test, attribute, directory)

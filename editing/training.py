@@ -32,8 +32,16 @@ def editor_dir(cfg: RunConfig, attribute: str, editor: str | None = None) -> Pat
     return Path(cfg.output_dir) / "editors" / f"{editor or cfg.editor.name}-{attribute}"
 
 
-def originals_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.output_dir) / "shards" / "originals"
+def originals_dir(cfg: RunConfig) -> str:
+    """The run's originals shard dataset (an fsspec URL: `data.shard_root` may put it on object storage)."""
+    return cfg.shards("originals")
+
+
+def _require_originals(cfg: RunConfig) -> None:
+    from pipeline.shards import ShardStore
+
+    if not ShardStore(originals_dir(cfg)).entries():
+        raise FileNotFoundError(f"{originals_dir(cfg)}: no originals shards; run `faceaug data prepare` first")
 
 
 def default_device() -> str:
@@ -55,20 +63,18 @@ def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, p
     if plugin.trainer is None:  # nothing to learn (the identity control)
         (out / "editor.json").write_text(f'{{"editor": "{plugin.name}", "attributes": ["{attribute}"]}}\n')
         return out
-    if not (originals_dir(cfg) / "_manifest").exists():
-        raise FileNotFoundError(f"{originals_dir(cfg)}: no originals shards; run `faceaug data prepare` first")
+    _require_originals(cfg)
     trainer = plugin.trainer(attribute=attribute, image_size=cfg.data.image_size, out_dir=out, config=cfg.editor, device=device or default_device())
-    return trainer.fit([str(originals_dir(cfg))], progress=progress, seed=cfg.seed)
+    return trainer.fit([originals_dir(cfg)], progress=progress, seed=cfg.seed)
 
 
 def _train_multi(cfg: RunConfig, plugin, *, device: str | None, progress: Callable[[str], None]) -> Path:
     shared = editor_dir(cfg, ALL)
     shared.mkdir(parents=True, exist_ok=True)
     cfg.save(shared)
-    if not (originals_dir(cfg) / "_manifest").exists():
-        raise FileNotFoundError(f"{originals_dir(cfg)}: no originals shards; run `faceaug data prepare` first")
+    _require_originals(cfg)
     trainer = plugin.trainer(attribute=ALL, image_size=cfg.data.image_size, out_dir=shared, config=cfg.editor, device=device or default_device())
-    trainer.fit([str(originals_dir(cfg))], progress=progress, seed=cfg.seed)
+    trainer.fit([originals_dir(cfg)], progress=progress, seed=cfg.seed)
     for attribute in cfg.editor.attributes:
         out = editor_dir(cfg, attribute)
         out.mkdir(parents=True, exist_ok=True)

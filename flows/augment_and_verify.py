@@ -95,39 +95,51 @@ def _log(message: str) -> None:
     get_run_logger().info(message)
 
 
-def _cached_on(markers: Callable[..., list[Path]], *inputs: str):
+def _read(url: str) -> Optional[bytes]:
+    """A marker file's bytes from any fsspec filesystem, or None if it does not exist."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        with fs.open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _cached_on(markers: Callable[..., list[str]], *inputs: str):
     """A Prefect cache key over (task, config, `inputs` parameters, code version, finished-work files),
     or no key (no caching) while any of those files is missing."""
 
     def key(context, parameters: dict) -> Optional[str]:
         named = {k: parameters[k] for k in inputs}
-        files = markers(_cfg(parameters["cfg_json"]), **named)
-        if not all(f.is_file() for f in files):
+        contents = [_read(str(url)) for url in markers(_cfg(parameters["cfg_json"]), **named)]
+        if any(c is None for c in contents):
             return None
         h = hashlib.sha256(f"{context.task.name}|{CODE_VERSION}|{parameters['cfg_json']}|{json.dumps(named, sort_keys=True)}".encode())
-        for f in files:
-            h.update(f.read_bytes())
+        for c in contents:
+            h.update(c)
         return h.hexdigest()
 
     return key
 
 
-def _editor_markers(cfg: RunConfig, attribute: str) -> list[Path]:
+def _editor_markers(cfg: RunConfig, attribute: str) -> list[str]:
     from editing.training import editor_dir
 
-    return [editor_dir(cfg, attribute) / "editor.json"]
+    return [str(editor_dir(cfg, attribute) / "editor.json")]
 
 
-def _augment_markers(cfg: RunConfig, attribute: str) -> list[Path]:
-    from editing.augment import augmented_dir
+def _augment_markers(cfg: RunConfig, attribute: str) -> list[str]:
+    from editing.augment import SUMMARY, augmented_dir
 
-    return [augmented_dir(cfg, attribute) / "augment_summary.json"]
+    return [f"{augmented_dir(cfg, attribute)}/{SUMMARY}"]
 
 
-def _verifier_markers(cfg: RunConfig, arm: str, seed: int) -> list[Path]:
+def _verifier_markers(cfg: RunConfig, arm: str, seed: int) -> list[str]:
     from recognition.experiment import verifier_dir
 
-    return [verifier_dir(cfg, arm, seed) / "verifier.pt", verifier_dir(cfg, arm, seed) / "training.json"]
+    return [str(verifier_dir(cfg, arm, seed) / name) for name in ("verifier.pt", "training.json")]
 
 
 # ---- tasks ------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ class DataConfig(_Frozen):
     image_size: int = Field(64, ge=16, le=512, description="side of the square images models see")
     split: Literal["paper", "official"] = Field("paper", description="paper: the most-imaged identities train, the rest test")
     test_identities: int = Field(2000, ge=1, description="identities held out for testing by the paper split")
+    shard_root: str | None = Field(None, description="fsspec URL holding the run's shard datasets (s3://..., gs://..., "
+                                   "a local path); None = <output_dir>/shards")
     lfw_crop_fraction: float = Field(0.6, gt=0.1, le=1.0, description="centre square kept from LFW images before resizing")
     on_bad_image: Literal["error", "skip"] = Field("error", description="skip: count and list bad images instead of failing")
     shard_rows: int = Field(2048, ge=16, description="rows per Parquet shard")
@@ -168,6 +170,11 @@ class RunConfig(_Frozen):
     verifier: VerifierConfig = VerifierConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     engine: EngineConfig = EngineConfig()
+
+    def shards(self, dataset: str) -> str:
+        """URL of one of the run's shard datasets (originals, lfw, aug-<attribute>); any fsspec URL."""
+        root = self.data.shard_root or str(Path(self.output_dir) / "shards")
+        return f"{root.rstrip('/')}/{dataset}"
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

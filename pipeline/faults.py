@@ -4,7 +4,7 @@
 
 Points (where a crash is most likely to lose or duplicate work):
     augment-shard-encoded   an augmentation shard is edited and encoded, not yet committed
-    verifier-step           a verifier optimiser step is done (between checkpoints)
+    verifier-step           a verifier optimiser step is done (and checkpointed, if it was due)
 
 The count is shared by every process of the run through a file next to it (FACEAUG_KILL_COUNTER),
 and the kill goes to the process group, so the parent run dies with its workers, as it would under

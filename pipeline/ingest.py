@@ -107,7 +107,7 @@ def _encode_one(args: tuple[str, str, int, float, str | None]) -> tuple[str, byt
 
 
 def ingest_rows(
-    store_path: Path,
+    store_path: str,
     items: list[dict],
     *,
     size: int,
@@ -203,7 +203,7 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
     meta = {"dataset": "originals", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(items)} CelebA-format images at {cfg.data.image_size}px")
     originals = ingest_rows(
-        out / "shards" / "originals", items, size=cfg.data.image_size, crop_fraction=1.0,
+        cfg.shards("originals"), items, size=cfg.data.image_size, crop_fraction=1.0,
         shard_rows=cfg.data.shard_rows, on_bad_image=cfg.data.on_bad_image, metadata=meta,
         workers=cfg.workers, label="originals", progress=progress,
     )
@@ -224,7 +224,7 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
     meta = {"dataset": "lfw", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(lfw_items)} LFW images used by the pairs")
     lfw_summary = ingest_rows(
-        out / "shards" / "lfw", lfw_items, size=cfg.data.image_size, crop_fraction=cfg.data.lfw_crop_fraction,
+        cfg.shards("lfw"), lfw_items, size=cfg.data.image_size, crop_fraction=cfg.data.lfw_crop_fraction,
         shard_rows=cfg.data.shard_rows, on_bad_image=cfg.data.on_bad_image, metadata=meta,
         workers=cfg.workers, label="lfw", progress=progress,
     )

@@ -501,6 +501,18 @@ class ShardStore:
             "shards": [e.to_json() for e in entries],
         }
 
+    def write_json(self, name: str, obj: Any) -> None:
+        """Write a small JSON file beside the shards (a summary, the config), atomically, on any filesystem."""
+        self._write_bytes_atomic((json.dumps(obj, indent=2) + "\n").encode(), self._p(name), f"{name}.{uuid.uuid4().hex}")
+
+    def read_bytes(self, name: str) -> bytes | None:
+        """A file beside the shards, or None if there is none."""
+        try:
+            with self.fs.open(self._p(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     def write_summary(self) -> dict:
         """Write manifest.json (the aggregated view) atomically; return it."""
         summary = self.manifest()

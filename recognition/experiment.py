@@ -32,17 +32,16 @@ FAR_GRID = np.logspace(-4, 0, 41)
 
 
 def arm_sources(cfg: RunConfig, arm: str) -> list[tuple[str, tuple[str, ...] | None]]:
-    shards = Path(cfg.output_dir) / "shards"
     if arm == "baseline":
-        return [(str(shards / "originals"), None)]
+        return [(cfg.shards("originals"), None)]
     if arm == "aug-all":
-        return [(str(shards / "originals"), None)] + [
-            (str(shards / f"aug-{a}"), ("added", "removed")) for a in cfg.editor.attributes
+        return [(cfg.shards("originals"), None)] + [
+            (cfg.shards(f"aug-{a}"), ("added", "removed")) for a in cfg.editor.attributes
         ]
     attribute = arm.removeprefix("aug-")
     if attribute not in cfg.editor.attributes:
         raise ValueError(f"arm {arm!r} needs attribute {attribute!r}, which is not in editor.attributes {list(cfg.editor.attributes)}")
-    return [(str(shards / f"aug-{attribute}"), None)]
+    return [(cfg.shards(f"aug-{attribute}"), None)]
 
 
 def verifier_dir(cfg: RunConfig, arm: str, seed: int) -> Path:
@@ -68,7 +67,7 @@ def check_identities(cfg: RunConfig, arm: str) -> None:
     from pipeline.shards import ShardStore
     from recognition.protocols import check_disjoint
 
-    test = ShardStore(str(Path(cfg.output_dir) / "shards" / "originals")).read_table(columns=["identity"], filter_split="test")
+    test = ShardStore(cfg.shards("originals")).read_table(columns=["identity"], filter_split="test")
     test_ids = set(test.column("identity").to_pylist())
     train_ids: set[int] = set()
     for path, _ in arm_sources(cfg, arm):
@@ -87,9 +86,8 @@ def embed_tests(cfg: RunConfig, arm: str, seed: int, *, device: str | None = Non
         data = np.load(cache, allow_pickle=False)
         return {k: data[k] for k in data.files}
     model = load_verifier(out, device)
-    shards = Path(cfg.output_dir) / "shards"
-    c_ids, c_identity, c_emb = embed_store(model, str(shards / "originals"), split="test", edit_kinds=("original",))
-    l_ids, _, l_emb = embed_store(model, str(shards / "lfw"), split=None)
+    c_ids, c_identity, c_emb = embed_store(model, cfg.shards("originals"), split="test", edit_kinds=("original",))
+    l_ids, _, l_emb = embed_store(model, cfg.shards("lfw"), split=None)
     order = np.argsort(np.asarray(c_ids))  # stored order is not guaranteed; sort so every arm sees the same rows
     result = {"celeba_ids": np.asarray(c_ids)[order], "celeba_identity": c_identity[order], "celeba_emb": c_emb[order],
               "lfw_ids": np.asarray(l_ids), "lfw_emb": l_emb}

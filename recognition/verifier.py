@@ -290,7 +290,6 @@ def train_verifier(
         opt.step()
         pending.append(loss.detach())
         step += 1
-        faults.point("verifier-step")
 
         # 3. Log (syncing the device only here), checkpoint.
         if step % log_every == 0 or step == total:
@@ -307,6 +306,7 @@ def train_verifier(
                 losses.extend(torch.stack(pending).float().cpu().tolist())
                 pending.clear()
             checkpoint()
+        faults.point("verifier-step")
     wall = time.perf_counter() - started
 
     # 4. The finished model and its record.

@@ -1,41 +1,88 @@
-"""The `augment-and-verify` Prefect flow on the tiny profile, end to end, under a temporary Prefect server.
+"""The `augment-and-verify` Prefect flow on the tiny profile, end to end, under a temporary Prefect server:
+reuse, bad parameters, SIGKILL in the middle of augmentation and of verifier training and resume, and
+the Dask task runner on a local two-worker cluster.
 
-The flow runs in a child Python process: Prefect's test harness leaves server threads and global
-state behind, and a pytest process that later forks (DataLoader workers) must not inherit them.
+Every flow run is a child Python process in its own process group: Prefect's test harness leaves
+server threads and global state behind (a pytest process that later forks DataLoader workers must
+not inherit them), and a kill test SIGKILLs the whole group, harness server included, as `kill -9`
+would a real run.
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+
+import pytest
+
+from pipeline.shards import ShardStore
 
 SCRIPT = textwrap.dedent('''
     import json, os, sys
     from prefect.testing.utilities import prefect_test_harness
     from flows.augment_and_verify import augment_and_verify
 
-    run = sys.argv[1]
-    overrides = {"output_dir": run, "verifier.threads": 1}
+    overrides = json.loads(sys.argv[1])
+    result = {}
     with prefect_test_harness(server_startup_timeout=120):
-        first = augment_and_verify(profile="tiny", overrides=overrides)
-        mtime = os.stat(os.path.join(run, "verifiers", "baseline", "seed-0", "verifier.pt")).st_mtime
-        again = augment_and_verify(profile="tiny", overrides=overrides)
-        reused = os.stat(os.path.join(run, "verifiers", "baseline", "seed-0", "verifier.pt")).st_mtime == mtime
-        try:
-            augment_and_verify(profile="tiny", overrides={"data.imagesize": 3, "output_dir": run + "-bad"})
-            bad = "accepted"
-        except ValueError as exc:
-            bad = str(exc)
-    print("RESULT " + json.dumps({"report": first, "again": again, "reused": reused, "bad": bad,
-                                  "bad_dir_exists": os.path.exists(run + "-bad")}))
+        result["report"] = augment_and_verify(profile="tiny", overrides=overrides)
+        if "--again" in sys.argv:
+            run = overrides["output_dir"]
+            path = os.path.join(run, "verifiers", "baseline", "seed-0", "verifier.pt")
+            mtime = os.stat(path).st_mtime
+            result["again"] = augment_and_verify(profile="tiny", overrides=overrides)
+            result["reused"] = os.stat(path).st_mtime == mtime
+            try:
+                augment_and_verify(profile="tiny", overrides={"data.imagesize": 3, "output_dir": run + "-bad"})
+                result["bad"] = "accepted"
+            except ValueError as exc:
+                result["bad"] = str(exc)
+            result["bad_dir_exists"] = os.path.exists(run + "-bad")
+    print("RESULT " + json.dumps(result))
 ''')
 
+# checkpoint_every=2: a kill at a verifier's 3rd step loses one uncheckpointed step to redo.
+BASE = {"verifier.threads": 1, "verifier.checkpoint_every": 2}
 
-def test_flow_end_to_end_reuse_and_bad_parameters(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "run")], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+def _flow(cwd, run, *extra, kill_at=None, **overrides):
+    env = dict(os.environ)
+    env.pop("FACEAUG_KILL_AT", None)
+    if kill_at:
+        env["FACEAUG_KILL_AT"] = kill_at
+        env["FACEAUG_KILL_COUNTER"] = str(cwd / f"kill-counter-{kill_at}")
+    params = json.dumps({**BASE, "output_dir": str(run), **overrides})
+    return subprocess.run([sys.executable, "-c", SCRIPT, params, *extra], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900, start_new_session=True)
+
+
+def _result(proc):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    run = tmp_path / "run"
+    return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def _metrics(run):
+    """Every number the evaluation produced, per arm (identical runs give identical numbers)."""
+    results = json.loads((run / "results.json").read_text())
+    return {arm: json.dumps(values, sort_keys=True) for arm, values in results["arms"].items()}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("flow")
+
+
+@pytest.fixture(scope="module")
+def reference(workdir):
+    """One uninterrupted run (plus a re-run and a bad-parameter run under the same server)."""
+    result = _result(_flow(workdir, workdir / "reference", "--again"))
+    return workdir / "reference", result
+
+
+def test_flow_end_to_end_reuse_and_bad_parameters(reference):
+    run, result = reference
     assert result["report"].endswith("report.html")
     data = json.loads((run / "report.json").read_text())
     html = (run / "report.html").read_text()
@@ -46,3 +93,42 @@ def test_flow_end_to_end_reuse_and_bad_parameters(tmp_path):
     assert result["reused"] and result["again"] == result["report"]
     # a bad override fails with the key named, before any task (nothing is written)
     assert "data.imagesize" in result["bad"] and not result["bad_dir_exists"]
+
+
+def test_sigkill_mid_augmentation_and_mid_training_then_resume(workdir, reference):
+    ref_run, _ = reference
+    run = workdir / "killed"
+    # 1. Killed while the second augmentation shard is encoded but not yet committed (one worker,
+    #    so the first shard is committed by then).
+    first = _flow(workdir, run, kill_at="augment-shard-encoded:2", workers=1)
+    assert first.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), first.stdout[-2000:] + first.stderr[-2000:]
+    aug = ShardStore(str(run / "shards" / "aug-eyeglasses"))
+    assert 0 < len(aug.entries()) < len(ShardStore(str(ref_run / "shards" / "aug-eyeglasses")).entries())
+    assert not (run / "verifiers").exists()
+    # 2. Re-run; killed after the third optimiser step of the first verifier (checkpointed at step 2).
+    second = _flow(workdir, run, kill_at="verifier-step:3", workers=1)
+    assert second.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), second.stdout[-2000:] + second.stderr[-2000:]
+    checkpoints = list((run / "verifiers").rglob("checkpoint.pt"))
+    assert checkpoints and not list((run / "verifiers").rglob("verifier.pt"))
+    # 3. Re-run to the end.
+    _result(_flow(workdir, run))
+
+    for name in ("originals", "lfw", "aug-eyeglasses"):
+        store, ref = ShardStore(str(run / "shards" / name)), ShardStore(str(ref_run / "shards" / name))
+        report = store.verify()
+        assert report.ok, report.format()
+        ids = store.read_table(columns=["sample_id"]).column("sample_id").to_pylist()
+        assert len(ids) == len(set(ids))  # no duplicates
+        assert sorted(ids) == sorted(ref.read_table(columns=["sample_id"]).column("sample_id").to_pylist())  # none missing
+    originals = ShardStore(str(run / "shards" / "originals")).read_table(columns=["split"], filter_split="train").num_rows
+    assert ShardStore(str(run / "shards" / "aug-eyeglasses")).num_rows() == 3 * originals
+    assert _metrics(run) == _metrics(ref_run)  # the same numbers as the uninterrupted run
+
+
+def test_dask_task_runner_on_a_local_two_worker_cluster(workdir, reference):
+    ref_run, _ = reference
+    run = workdir / "dask"
+    result = _result(_flow(workdir, run, **{"engine.task_runner": "dask", "engine.dask_workers": 2}))
+    assert result["report"].endswith("report.html")
+    assert ShardStore(str(run / "shards" / "aug-eyeglasses")).verify().ok
+    assert _metrics(run) == _metrics(ref_run)  # where the work ran does not change what it computed
