@@ -33,9 +33,10 @@ WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
 Draw = Callable[[], "tuple[torch.Tensor, torch.Tensor]"]
 
 
-def training_key(cfg, image_size: int, editor: str) -> dict:
-    """What determines a training run's result; a resume or reuse must match it (iterations may grow)."""
-    skip = {"iterations", "checkpoint_every", "sample_every", "threads", "attributes"}
+def training_key(cfg, image_size: int, editor: str, multi_attribute: bool = False) -> dict:
+    """What determines a training run's result; a resume or reuse must match it (iterations may grow).
+    The attribute list matters only to a multi-attribute model (one directory per attribute otherwise)."""
+    skip = {"iterations", "checkpoint_every", "sample_every", "threads"} | (set() if multi_attribute else {"attributes"})
     key = {"image_size": image_size, **{k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in skip}}
     if editor != "sagan":  # SaGAN keys predate the field; keeping them lets old runs resume
         key["editor"] = editor
@@ -113,7 +114,7 @@ class GanTrainer(Trainer):
         out = self.out_dir
         tag = f"{self.editor_name}/{self.attribute}"
         (out / "samples").mkdir(parents=True, exist_ok=True)
-        key = training_key(cfg, self.image_size, self.editor_name)
+        key = training_key(cfg, self.image_size, self.editor_name, multi_attribute=self.attribute == "all")
         if (out / WEIGHTS).exists() and (out / "editor.json").exists():
             meta = json.loads((out / "editor.json").read_text())
             if meta.get("key") == key and meta.get("iterations") == cfg.iterations:

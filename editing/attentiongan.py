@@ -46,11 +46,11 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
-from editing.base import Editor, EditResult, file_digest
+from editing.base import Editor, EditResult, file_digest, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty, total_variation
 from editing.sagan_nets import Discriminator, EncoderDecoder, init_weights
@@ -66,12 +66,8 @@ class AttentionGanParams(BaseModel):
 
 
 def parse_params(params: dict) -> AttentionGanParams:
-    """`editor.params` -> AttentionGanParams; an unknown or bad key raises a ValueError naming it."""
-    try:
-        return AttentionGanParams.model_validate(params)
-    except ValidationError as exc:
-        problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors(include_url=False))
-        raise ValueError(f"invalid editor.params for attentiongan: {problems}") from None
+    """`editor.params` -> AttentionGanParams; an unknown or bad key raises a ConfigError naming it."""
+    return editor_params(AttentionGanParams, params, "attentiongan")
 
 
 class AttentionGenerator(nn.Module):

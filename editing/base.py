@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
+from pydantic import BaseModel, ValidationError
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,19 @@ class Trainer(ABC):
     @abstractmethod
     def fit(self, train_shards: list[str], *, progress: Callable[[str], None] = print) -> Path:
         """Train on the train split of the given shard datasets; returns the directory `Editor.load` reads."""
+
+
+def editor_params(model: type[BaseModel], params: dict, editor: str) -> Any:
+    """Parse `editor.params` with an editor's own pydantic model; an unknown or bad key raises a
+    ConfigError naming it (`editor.params.<key>`) and the editor."""
+    from pipeline.config import ConfigError
+
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as exc:
+        lines = [f"'editor.params.{'.'.join(map(str, e['loc']))}': "
+                 f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors(include_url=False)]
+        raise ConfigError(f"invalid editor.params for {editor}:\n  " + "\n  ".join(lines)) from None
 
 
 def file_digest(path: str | Path) -> str:

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
-from editing.base import Editor, EditResult, file_digest
+from editing.base import Editor, EditResult, file_digest, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan_nets import Discriminator, EncoderDecoder, init_weights
 
@@ -57,12 +57,8 @@ class CycleGanParams(BaseModel):
 
 
 def parse_params(params: dict) -> CycleGanParams:
-    """`editor.params` -> CycleGanParams; an unknown or bad key raises a ValueError naming it."""
-    try:
-        return CycleGanParams.model_validate(params)
-    except ValidationError as exc:
-        problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors(include_url=False))
-        raise ValueError(f"invalid editor.params for cyclegan: {problems}") from None
+    """`editor.params` -> CycleGanParams; an unknown or bad key raises a ConfigError naming it."""
+    return editor_params(CycleGanParams, params, "cyclegan")
 
 
 def generator(conv_dim: int, downsamples: int, res_blocks: int) -> EncoderDecoder:

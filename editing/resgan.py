@@ -42,15 +42,14 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
-from editing.base import Editor, EditResult, file_digest
+from editing.base import Editor, EditResult, file_digest, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty
 from editing.sagan_nets import Discriminator, EncoderDecoder, init_weights
-from pipeline.config import ConfigError
 
 
 class ResganParams(BaseModel):
@@ -63,12 +62,8 @@ class ResganParams(BaseModel):
 
 
 def parse_params(params: dict) -> ResganParams:
-    try:
-        return ResganParams.model_validate(params)
-    except ValidationError as exc:
-        lines = [f"'editor.params.{'.'.join(map(str, e['loc']))}': "
-                 f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors()]
-        raise ConfigError("invalid resgan editor.params:\n  " + "\n  ".join(lines)) from None
+    """`editor.params` -> ResganParams; an unknown or bad key raises a ConfigError naming it."""
+    return editor_params(ResganParams, params, "resgan")
 
 
 def residual_network(conv_dim: int, downsamples: int, res_blocks: int) -> EncoderDecoder:

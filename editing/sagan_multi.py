@@ -20,7 +20,8 @@ an attribute k drawn uniformly for each image and t = 1 - c^g_k (its flipped lab
         L_rec = λ1 ||I - G(G(I, k, t), k, c^g_k)||1 + λ2 ||I - G(I, k, c^g_k)||1    (eq. 10)
 
 with SaGAN's weights, optimiser and n_critic, all read from the same config (`editor.sagan`).
-At K = 1 every loss is SaGAN's; the networks differ only in the SAN's extra (constant) channel.
+At K = 1 every loss is SaGAN's; the networks differ only in the condition channels (the AMN's is
+±1 instead of 0/1, and the SAN has one, constant).
 
 Choices the paper leaves open, and deviations (beyond SaGAN's own, which apply unchanged:
 `mask_l1`, `mask_tv`, `identity_trains_mask`):
@@ -30,12 +31,15 @@ Choices the paper leaves open, and deviations (beyond SaGAN's own, which apply u
   * The SAN sees onehot(k) (the paper's SAN sees the image only, enough for one attribute), so
     the mask can move to the edited attribute's region; it does not see t, so, as in SaGAN, one
     mask serves an edit and its reverse.
+  * Each image in a batch edits its own attribute, drawn uniformly (from the loop's seeded RNG),
+    so at equal `editor.iterations` one run costs about a Kth of K per-attribute SaGANs and
+    each attribute gets about a Kth of their edits.
   * D's attribute loss sums over the K attributes and averages over images (StarGAN's
     normalisation), so each attribute's head is trained as strongly as a single SaGAN's.
   * `balance_attribute`: GanTrainer balances batches on one 0/1 vector; we give it the labels of
     the configured attribute whose rarer value is rarest (CelebA: eyeglasses, 6.5%), so that
     half of each batch has it and its removal is practised. The others stay at their natural
-    rates (CelebA: 17-48% for the rarer value), which practise both directions unaided.
+    rates (CelebA: 16-48% for the rarer value), which practise both directions unaided.
   * `editor.params.keep_others` (default 0, off): weight of a StarGAN-style loss keeping the
     *other* attributes of Î at their original labels, E[Σ_{j≠k} -log D_cls,j(c^g_j | Î)]. It is
     logged as `g_keep` either way, as a measure of how much an edit leaks into other attributes.
@@ -49,12 +53,12 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from editing._gan import CHECKPOINT, WEIGHTS, GanTrainer, amp as _amp, inference_dtype
 from editing._training import write_json_atomic
-from editing.base import Editor, EditResult, file_digest
+from editing.base import Editor, EditResult, file_digest, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty, total_variation
 from editing.sagan_nets import Discriminator, EncoderDecoder, Generator, init_weights
@@ -69,11 +73,8 @@ class SaganMultiParams(BaseModel):
 
 
 def parse_params(params: dict) -> SaganMultiParams:
-    try:
-        return SaganMultiParams.model_validate(dict(params))
-    except ValidationError as exc:
-        problems = "; ".join(f"'{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid editor.params for sagan_multi: {problems}") from None
+    """`editor.params` -> SaganMultiParams; an unknown or bad key raises a ConfigError naming it."""
+    return editor_params(SaganMultiParams, params, "sagan_multi")
 
 
 class MultiGenerator(nn.Module):

@@ -20,14 +20,14 @@ with Î = G(I, c), c = 1 - c^g, and the weights, optimiser, batch and n_critic o
 
 What StarGAN itself (Choi et al., CVPR 2018) does differently, and is deliberately not done here:
   * one reconstruction term, λrec = 10 on ||I - G(G(I, c), c^g)||1, and no identity term
-    (here SaGAN's λ1 = 20 dual and λ2 = 100 identity terms);
+    (here SaGAN's dual and identity terms, λ1 = 20 and λ2 = 100 in the paper profile);
   * one generator and one discriminator for many attributes, D's PatchGAN having a
     multi-domain classification head (here one binary editor per attribute, with SaGAN's
     discriminator: the same PatchGAN shape, one attribute logit);
-  * λcls = 1 with Adam(1e-4), five D updates per G update, 200k iterations with a linear
-    decay (here SaGAN's optimiser and schedule from the config).
-The mask penalties `sagan.mask_l1` / `sagan.mask_tv` have nothing to act on (the mask is a
-constant 1; L1 adds a constant, TV adds zero); `mask_mean` in the logs is always 1.
+  * Adam(1e-4, β = (0.5, 0.999)) decayed linearly to 0 over the second half of training, and
+    five D updates per G update (here SaGAN's optimiser and schedule from the config).
+The mask options `sagan.mask_l1`, `mask_tv` and `identity_trains_mask` have nothing to act on
+(the mask is a constant 1: L1 adds a constant, TV zero); `mask_mean` in the logs is always 1.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from editing._gan import WEIGHTS
-from editing.base import EditResult, file_digest
+from editing.base import EditResult, file_digest, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import SaganEditor, SaganTrainer
 from editing.sagan_nets import Discriminator, Generator, init_weights
-from pipeline.config import ConfigError
 
 
 class StarganParams(BaseModel):
@@ -52,11 +51,8 @@ class StarganParams(BaseModel):
 
 
 def parse_params(params: dict) -> StarganParams:
-    try:
-        return StarganParams.model_validate(params)
-    except ValidationError as exc:
-        keys = ", ".join(f"'editor.params.{'.'.join(map(str, e['loc']))}'" for e in exc.errors())
-        raise ConfigError(f"stargan takes no editor.params; unknown key(s) {keys}") from None
+    """`editor.params` -> StarganParams; an unknown or bad key raises a ConfigError naming it."""
+    return editor_params(StarganParams, params, "stargan")
 
 
 class UnmaskedGenerator(Generator):

@@ -86,7 +86,7 @@ def test_attentiongan_trains_with_n_from_params_and_edits(store, tmp_path):
 
 
 @pytest.mark.parametrize("name, params, key", [
-    ("attentiongan", "{bogus: 1}", "bogus"), ("attentiongan", "{n: 1}", "'n'"), ("attentiongan", "{lambda_tv: -1}", "lambda_tv"),
+    ("attentiongan", "{bogus: 1}", "bogus"), ("attentiongan", "{n: 1}", "'editor.params.n'"), ("attentiongan", "{lambda_tv: -1}", "lambda_tv"),
     ("cyclegan", "{lamda_cycle: 5}", "lamda_cycle"), ("cyclegan", "{pool_size: -1}", "pool_size"),
 ])
 def test_bad_params_name_the_key(name, params, key, tmp_path):

@@ -7,8 +7,8 @@ import torch
 
 from editing._gan import CHECKPOINT, WEIGHTS
 from editing.registry import get_plugin
-from editing.resgan import ResganEditor, ResganTrainer, ResidualPair
-from editing.sagan import SaganTrainer
+from editing.resgan import ResganEditor, ResganTrainer, ResidualPair, resgan_iteration
+from editing.sagan_nets import Discriminator, init_weights
 from editing.stargan import StarganEditor, StarganTrainer, UnmaskedGenerator
 from pipeline.config import ConfigError, load_config
 from _stores import make_originals_store
@@ -73,11 +73,10 @@ def test_unmasked_generator_is_the_amn_alone():
 
 def test_stargan_trains_with_sagans_losses_and_regenerates_everywhere(originals, tmp_path):
     out = _trainer(StarganTrainer, tmp_path / "star", 2).fit([originals], progress=_quiet)
-    sagan = _trainer(SaganTrainer, tmp_path / "sagan", 2).fit([originals], progress=_quiet)
-    star_log = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
-    sagan_log = [json.loads(line) for line in (sagan / "losses.jsonl").read_text().splitlines()]
-    assert star_log[0].keys() == sagan_log[0].keys()  # the same loss terms, from the same code
-    assert all(h["mask_mean"] == 1.0 for h in star_log)
+    log = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    # SaGAN's loss terms, from SaGAN's code (sagan_iteration), with the mask a constant 1
+    assert set(log[0]) == {"step", "d_adv", "d_cls", "d_gp", "g_adv", "g_cls", "g_dual", "g_id", "mask_mean"}
+    assert all(h["mask_mean"] == 1.0 for h in log)
 
     editor = StarganEditor.load(out)
     assert not editor.has_mask and editor.attributes == ("eyeglasses",)
@@ -161,12 +160,17 @@ def test_resgan_params(tmp_path):
         _trainer(ResganTrainer, tmp_path / "d", 2, ["editor.params.lambda_residual=-1"])
 
 
-def test_residual_weight_shrinks_the_residual(originals, tmp_path):
-    """lambda_residual reaches the loss: a huge weight drives the residual toward zero faster than none."""
-    logs = {}
-    for weight in (0, 1000):
-        out = _trainer(ResganTrainer, tmp_path / str(weight), 4, [f"editor.params.lambda_residual={weight}"]).fit(
-            [originals], progress=_quiet)
-        logs[weight] = [json.loads(line)["g_res"] for line in (out / "losses.jsonl").read_text().splitlines()]
-    assert logs[0][0] == logs[1000][0]  # the same start: only the weight differs
-    assert logs[1000][-1] < logs[0][-1]
+def test_residual_weight_reaches_the_generator_loss():
+    """lambda_residual is the sparsity weight: a large one shrinks |r| where none does not."""
+    x, c = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([1.0, 0.0, 1.0, 0.0])
+    s = load_config("tiny").editor.sagan.model_copy(update={"lambda_dual": 0.0})  # the only pull toward r = 0
+    g_res = {}
+    for weight in (0.0, 1000.0):
+        torch.manual_seed(0)
+        g, d = ResidualPair(8, 2, 1), Discriminator(32, 8, 3)
+        g.apply(init_weights), d.apply(init_weights)
+        opt_g, opt_d = (torch.optim.Adam(m.parameters(), 1e-3, betas=(0.5, 0.999)) for m in (g, d))
+        rng = torch.Generator().manual_seed(0)
+        g_res[weight] = [resgan_iteration(g, d, opt_g, opt_d, lambda: (x, c), s, weight, 1, rng)["g_res"] for _ in range(4)]
+    assert g_res[0.0][0] == g_res[1000.0][0]  # the same start: only the weight differs
+    assert g_res[1000.0][-1] < 0.6 * g_res[1000.0][0] and g_res[1000.0][-1] < 0.6 * g_res[0.0][-1]
