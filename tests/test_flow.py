@@ -66,7 +66,10 @@ def _result(proc):
 def _metrics(run):
     """Every number the evaluation produced, per arm (identical runs give identical numbers)."""
     results = json.loads((run / "results.json").read_text())
-    return {arm: json.dumps(values, sort_keys=True) for arm, values in results["arms"].items()}
+    # everything but `training` (paths and wall times); training losses are compared separately
+    numbers = {arm: {k: v for k, v in values.items() if k != "training"} for arm, values in results["arms"].items()}
+    losses = {arm: [(t["final_loss"], t["loss_curve"]) for t in values["training"]] for arm, values in results["arms"].items()}
+    return json.dumps([numbers, losses, results["differences"]], sort_keys=True)
 
 
 @pytest.fixture(scope="module")
