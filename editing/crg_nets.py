@@ -1,14 +1,16 @@
 """CRG networks: an unconditional generator G(z) and the encoder E(I) that inverts it.
 
-Generator (PGGAN-shaped, section 3.2.1 and [22], without progressive growing):
+Generator (DCGAN-style [5]: project z, then double the resolution with transposed convolutions
+and batch normalisation; the output layer is SaGAN's):
 
-    z -> Linear -> s0 x s0 map, LeakyReLU(0.2), PixelNorm, Conv 3x3, LeakyReLU, PixelNorm
-    per doubling of resolution: nearest 2x upsample, 2 x (Conv 3x3, LeakyReLU(0.2), PixelNorm)
-    Conv 1x1 -> 3, Tanh
+    z -> Linear -> s0 x s0 map, BN, ReLU
+    per doubling: Deconv 4x4 s2, BN, ReLU
+    Conv 7x7 s1 -> 3, Tanh
 
 s0 is the image side halved while it stays an integer >= 4 (4 at 32, 64 and 128 px; 6 at 48 px).
 Widths follow the SaGAN decoder's: `conv_dim` channels at full resolution, doubling per halving
-of resolution up to `conv_dim * 2**downsamples`.
+of resolution up to `conv_dim * 2**downsamples`. Batch statistics make G(z) depend on the batch
+while training; once trained, G runs in eval mode (running statistics), image by image.
 
 Encoder (section 3.2.2, Fig. 5: VGG-style blocks, batch normalisation at the end of each block,
 global max pooling after a final 1x1 convolution with z_dim filters):
@@ -25,23 +27,12 @@ import torch
 from torch import nn
 
 
-class PixelNorm(nn.Module):
-    """PGGAN's pixelwise feature normalisation: each pixel's feature vector scaled to unit RMS."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.float().pow(2).mean(dim=1, keepdim=True) + 1e-8).to(x.dtype)
-
-
 def doublings(image_size: int) -> int:
     """How many 2x upsamplings the generator makes: halve the side while it stays an integer >= 4."""
     n = 0
     while image_size % 2 ** (n + 1) == 0 and image_size // 2 ** (n + 1) >= 4:
         n += 1
     return n
-
-
-def _conv_lrelu_pn(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True), PixelNorm()]
 
 
 class LatentGenerator(nn.Module):
@@ -56,13 +47,13 @@ class LatentGenerator(nn.Module):
             return conv_dim * 2 ** min(downsamples, ups - level)
 
         dim = width(0)
-        layers: list[nn.Module] = [nn.Linear(z_dim, dim * start * start), nn.Unflatten(1, (dim, start, start)),
-                                   nn.LeakyReLU(0.2, inplace=True), PixelNorm(), *_conv_lrelu_pn(dim, dim)]
+        layers: list[nn.Module] = [nn.Linear(z_dim, dim * start * start, bias=False), nn.Unflatten(1, (dim, start, start)),
+                                   nn.BatchNorm2d(dim), nn.ReLU(inplace=True)]
         for level in range(1, ups + 1):
             out = width(level)
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv_lrelu_pn(dim, out), *_conv_lrelu_pn(out, out)]
+            layers += [nn.ConvTranspose2d(dim, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             dim = out
-        layers += [nn.Conv2d(dim, 3, 1), nn.Tanh()]
+        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.z_dim = z_dim
 
