@@ -171,6 +171,18 @@ def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
                        seed=cfg.seed, progress=progress, key=key)
 
 
+def verifier_embedding(cfg, device: str = "cpu") -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Embeddings of the run's baseline verifier (its first seed), for identity preservation; None until one is trained."""
+    from recognition.experiment import verifier_dir
+    from recognition.verifier import WEIGHTS, embed, load_verifier
+
+    path = verifier_dir(cfg, "baseline", cfg.verifier.seeds[0]) / WEIGHTS
+    if not path.exists():
+        return None
+    model = load_verifier(path, device)
+    return lambda images: torch.from_numpy(embed(model, images))
+
+
 def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, editor_directory: str | Path | None = None,
                    device: str = "cpu", progress: Callable[[str], None] = print) -> dict:
     """Score the run's trained editor for `attribute` on the held-out test originals; writes JSON + grid beside it."""
@@ -184,5 +196,6 @@ def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, edito
     judge = get_judge(cfg, progress)
     test = load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
     progress(f"evaluating {name}/{attribute} on {len(test.images)} held-out test images")
-    result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold)
+    result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold,
+                             embed=verifier_embedding(cfg, device))
     return write_evaluation(result, test, attribute, directory)

@@ -210,11 +210,11 @@ def editors_list():
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
 def editors_train(profile, overrides, editor, attributes, device):
     """Train editors on <run>/shards/originals; re-running resumes from the last checkpoint."""
-    from editing.training import train_editor
+    from editing.training import train_editor, training_units
 
     extra = list(overrides) + ([f"editor.name={editor}"] if editor else [])
     cfg = _config(profile, tuple(extra))
-    for attribute in attributes or cfg.editor.attributes:
+    for attribute in attributes or training_units(cfg):  # a multi-attribute editor trains once, as 'all'
         try:
             out = train_editor(cfg, attribute, device=device, progress=click.echo)
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
@@ -239,6 +239,29 @@ def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
             _fail(exc)
         click.echo(json.dumps(result, indent=2))
+
+
+@editors.command("compare")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--editor", "names", multiple=True, help="editors to compare (repeatable; default: every registered editor)")
+@click.option("--attribute", "attributes", multiple=True, help="attribute(s) (default: the config's editor.attributes)")
+@click.option("--no-train", is_flag=True, help="only score editors that are already trained")
+@click.option("--device", default="cpu", show_default=True)
+def editors_compare(profile, overrides, names, attributes, no_train, device):
+    """Train and score editors side by side on the same data and budget -> <run>/compare/<attribute>/
+    (compare.json, compare.md, grid.png: the same faces edited by every editor, with residuals)."""
+    from editing.compare import compare_editors
+    from editing.registry import available
+
+    cfg = _config(profile, overrides)
+    try:
+        results = compare_editors(cfg, list(names or available()), list(attributes) or None, train=not no_train,
+                                  device=device, progress=click.echo)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        _fail(exc)
+    for attribute in results:
+        click.echo((Path(cfg.output_dir) / "compare" / attribute / "compare.md").read_text())
 
 
 # ----------------------------------------------------------------------------- augment

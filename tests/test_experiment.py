@@ -86,3 +86,28 @@ def test_report_numbers_match_report_json(tiny_run):
         if row["difference"]:
             assert row["difference"] in html
     assert "no measurable difference" in html or "gain" in html or "loss" in html
+
+
+def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
+    from PIL import Image
+
+    from editing.compare import compare_editors
+
+    cfg, _ = tiny_run
+    out = compare_editors(cfg, ["identity", "sagan", "stargan"], ["eyeglasses"], progress=QUIET)["eyeglasses"]
+    rows = {r["editor"]: r for r in out["results"]}
+    assert list(rows) == ["identity", "sagan", "stargan"]
+    # the control changes nothing, so the judge's verdict is its verdict before the edit
+    ident = rows["identity"]
+    assert ident["preservation"]["mean_abs_change_outside_region"] == 0
+    assert ident["added"]["success_rate"] == ident["added"]["judge_says_target_before_edit"]
+    assert ident["identity"]["original_vs_edited"] == pytest.approx(1.0, abs=1e-3)  # the baseline verifier's embedding
+    assert rows["sagan"]["train_seconds"] > 0 and rows["identity"]["train_seconds"] == 0
+    assert "mask" in rows["sagan"] and "mask" not in rows["stargan"]  # stargan has no mask to score
+    assert all(r["edit_images_per_s"] > 0 for r in rows.values())
+    directory = cfg.output_dir / "compare" / "eyeglasses"
+    grid = Image.open(directory / "grid.png")
+    assert grid.width == 32 * len(out["grid_columns"]) == 32 * (1 + 2 * 3)
+    md = (directory / "compare.md").read_text()
+    assert all(f"| {name} |" in md for name in rows)
+    assert json.loads((directory / "compare.json").read_text())["editors"] == ["identity", "sagan", "stargan"]

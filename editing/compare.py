@@ -1,0 +1,156 @@
+"""Editors side by side: `faceaug editors compare`.
+
+For each attribute, every named editor is trained (or resumed, or reused) on the run's train
+originals with the same config — same data, widths, loss weights and iteration budget — and
+scored on the same held-out test faces by the same independent judge (`editing.evaluate`):
+
+* attribute success both ways, change outside / inside the true region, mask mass and IoU;
+* identity preservation: cosine similarity of the run's baseline verifier embeddings between a
+  face and its edit, next to same- and different-identity pairs (when a verifier is trained);
+* training time (summed over resumes) and editing throughput (images/s, batch 64, this device).
+
+Writes `<run>/compare/<attribute>/compare.json`, `compare.md` and `grid.png`: the same faces
+(half without, half with the attribute) edited by every editor toward the flipped label, each
+edit next to its |residual| (the paper's Figs. 4-7).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from editing._training import Originals, load_originals, sample_grid, to_float, write_json_atomic
+from editing.evaluate import evaluate_editor, get_judge, verifier_embedding
+from editing.registry import get_plugin
+from editing.training import ALL, editor_dir, originals_dir, train_editor
+from pipeline.config import RunConfig
+
+
+def with_editor(cfg: RunConfig, name: str) -> RunConfig:
+    """The same run config with another editor."""
+    return RunConfig.model_validate({**json.loads(cfg.model_dump_json()), "editor": {
+        **json.loads(cfg.editor.model_dump_json()), "name": name}})
+
+
+def train_seconds(directory: Path) -> float | None:
+    meta_path = directory / "editor.json"
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if "shared" in meta:  # a multi-attribute editor: the time of the one shared model
+        return train_seconds((directory / meta["shared"]).resolve())
+    return meta.get("train_seconds", 0.0 if meta.get("editor") == "identity" else None)
+
+
+@torch.inference_mode()
+def edit_throughput(editor, images: torch.Tensor, batch: int = 64, repeats: int = 3) -> float:
+    """Median images/s of `editor.edit` on one batch (after a warm-up call)."""
+    x = to_float(images[:batch])
+    target = torch.ones(len(x))
+    editor.edit(x, target)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        editor.edit(x, target)
+        times.append(time.perf_counter() - t)
+    return len(x) / float(np.median(times))
+
+
+def _labelled(grid: Image.Image, labels: list[str], cell: int) -> Image.Image:
+    """The grid with a header naming each column."""
+    header = Image.new("RGB", (grid.width, 14), "white")
+    draw = ImageDraw.Draw(header)
+    for i, text in enumerate(labels):
+        draw.text((i * cell + 1, 1), text[: max(1, cell // 6)], fill="black")
+    out = Image.new("RGB", (grid.width, grid.height + header.height), "white")
+    out.paste(header, (0, 0))
+    out.paste(grid, (0, header.height))
+    return out
+
+
+def _row_order(test: Originals, attribute: str, rows: int) -> list[int]:
+    labels = test.labels(attribute)
+    return (torch.nonzero(labels < 0.5).view(-1)[: rows // 2].tolist() + torch.nonzero(labels > 0.5).view(-1)[: rows // 2].tolist())
+
+
+def compare_editors(cfg: RunConfig, names: list[str], attributes: list[str] | None = None, *, train: bool = True,
+                    device: str = "cpu", rows: int = 6, progress: Callable[[str], None] = print) -> dict:
+    """Train (unless `train` is False) and score every editor in `names` for each attribute; write the comparison."""
+    attributes = list(attributes or cfg.editor.attributes)
+    judge = get_judge(cfg, progress)
+    test = load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
+    embed = verifier_embedding(cfg, device)
+    everything = {}
+    for attribute in attributes:
+        out_dir = Path(cfg.output_dir) / "compare" / attribute
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pick = _row_order(test, attribute, rows)
+        columns: list[list[torch.Tensor]] = [[to_float(test.images[i : i + 1])[0] for i in pick]]
+        labels, table = ["input"], []
+        for name in names:
+            ecfg = with_editor(cfg, name)
+            plugin = get_plugin(name)
+            directory = editor_dir(ecfg, attribute)
+            if train:  # a finished editor is reused, a partial one resumed
+                train_editor(ecfg, ALL if plugin.multi_attribute else attribute, device=device, progress=progress)
+            editor = plugin.editor.load(directory, device=device)
+            progress(f"compare {attribute}: scoring {name}")
+            result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold, embed=embed)
+            edited, _ = result.pop("_edited"), result.pop("_mask")
+            result["train_seconds"] = train_seconds(directory)
+            result["edit_images_per_s"] = edit_throughput(editor, test.images)
+            table.append(result)
+            columns.append([edited[i] for i in pick])
+            columns.append([(edited[i] - to_float(test.images[i : i + 1])[0]).abs() * 2 - 1 for i in pick])
+            labels += [name, "|res|"]
+        grid = sample_grid([list(row) for row in zip(*columns)]) if pick else None
+        if grid is not None:
+            _labelled(grid, labels, test.images.shape[-1]).save(out_dir / "grid.png")
+        summary = {"attribute": attribute, "editors": names, "test_images": len(test.images),
+                   "iterations": cfg.editor.iterations, "image_size": cfg.data.image_size, "device": device,
+                   "grid_columns": labels, "results": table}
+        write_json_atomic(summary, out_dir / "compare.json")
+        (out_dir / "compare.md").write_text(comparison_markdown(summary))
+        everything[attribute] = summary
+    return everything
+
+
+def _pct(d: dict | None) -> str:
+    if not d or d.get("success_rate") is None:
+        return "n/a"
+    lo, hi = d["success_ci95"]
+    return f"{100 * d['success_rate']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (n={d['images']})"
+
+
+def comparison_markdown(summary: dict) -> str:
+    """The comparison table of one attribute, as markdown."""
+    lines = [f"### {summary['attribute']}: {len(summary['editors'])} editors, {summary['iterations']} iterations, "
+             f"{summary['image_size']} px, {summary['test_images']} held-out test faces", "",
+             "| editor | added: success [95% CI] | removed: success [95% CI] | change outside / inside true region "
+             "| mask mass inside | mask IoU | identity: cos(orig, edit) / same / different | train s | edit img/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["results"]:
+        p, m, ident = r.get("preservation", {}), r.get("mask"), r.get("identity")
+        if "mean_abs_change_outside_region" in p:
+            change = f"{p['mean_abs_change_outside_region']:.4f} / {p['mean_abs_change_inside_region']:.4f}"
+        else:
+            change = f"{p.get('mean_abs_change_whole_image', float('nan')):.4f} (whole image)"
+        mask = f"{m['mass_inside_region']:.2f} | {m['iou_at_threshold']:.3f}" if m else "– | –"
+        if ident:
+            same = ident["same_identity_pairs"]
+            ident_s = (f"{ident['original_vs_edited']:.3f} / {'n/a' if same is None else f'{same:.3f}'} / "
+                       f"{ident['different_identity_pairs']:.3f}")
+        else:
+            ident_s = "n/a (no verifier yet)"
+        secs = "n/a" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}"
+        lines.append(f"| {r['editor']} | {_pct(r['added'])} | {_pct(r['removed'])} | {change} | {mask} | {ident_s} | "
+                     f"{secs} | {r['edit_images_per_s']:.0f} |")
+    lines += ["", "Judge balanced accuracy on real test images: "
+              f"{summary['results'][0].get('judge_balanced_accuracy_on_real_test')}" if summary["results"] else ""]
+    return "\n".join(lines) + "\n"
