@@ -28,6 +28,9 @@ SCRIPT = textwrap.dedent('''
     result = {}
     with prefect_test_harness(server_startup_timeout=120):
         result["report"] = augment_and_verify(profile="tiny", overrides=overrides)
+        from prefect.client.orchestration import get_client
+        with get_client(sync_client=True) as client:
+            result["artifacts"] = sorted({a.type for a in client.read_artifacts()})
         if "--again" in sys.argv:
             run = overrides["output_dir"]
             path = os.path.join(run, "verifiers", "baseline", "seed-0", "verifier.pt")
@@ -92,6 +95,8 @@ def test_flow_end_to_end_reuse_and_bad_parameters(reference):
     assert set(data["results"]["arms"]) == {"baseline", "aug-eyeglasses"}
     for row in data["table"]:
         assert row["value"] in html  # the HTML's numbers are report.json's
+    # the run page carries the results table, the markdown summary, the report link and stage progress
+    assert set(result["artifacts"]) >= {"table", "markdown", "link", "progress"}
     # re-running the same config reuses every finished stage (files, not only Prefect's database)
     assert result["reused"] and result["again"] == result["report"]
     # a bad override fails with the key named, before any task (nothing is written)
@@ -135,3 +140,26 @@ def test_dask_task_runner_on_a_local_two_worker_cluster(workdir, reference):
     assert result["report"].endswith("report.html")
     assert ShardStore(str(run / "shards" / "aug-eyeglasses")).verify().ok
     assert _metrics(run) == _metrics(ref_run)  # where the work ran does not change what it computed
+
+
+def test_failures_name_the_stage_and_input_and_only_transient_ones_retry():
+    from concurrent.futures.process import BrokenProcessPool
+    from types import SimpleNamespace
+
+    from flows.augment_and_verify import StageFailed, _stage, _transient
+
+    with pytest.raises(StageFailed, match=r"stage 'augment' failed for attribute 'smiling', shard 3: OSError: disk hiccup"):
+        with _stage("augment", "attribute 'smiling', shard 3"):
+            raise OSError("disk hiccup")
+
+    def failed_with(exc):
+        try:
+            with _stage("train verifier", "arm 'baseline', seed 0"):
+                raise exc
+        except StageFailed as wrapped:
+            return SimpleNamespace(data=wrapped)
+
+    assert _transient(None, None, failed_with(OSError("connection reset")))
+    assert _transient(None, None, failed_with(BrokenProcessPool("worker died")))
+    assert not _transient(None, None, failed_with(FileNotFoundError("no shards")))
+    assert not _transient(None, None, failed_with(ValueError("bad config")))
