@@ -140,23 +140,27 @@ def augment_attribute(editor: Editor, attribute: str, originals: str, out: str, 
     return job.finish([written], started)
 
 
-def augmentation_for(cfg, attribute: str, *, device: str | None = None) -> Augmentation:
-    """The run's augmentation job for `attribute`: its trained editor over <run>/shards/originals -> <run>/shards/aug-<attribute>."""
+def augmentation_for(cfg, attribute: str, *, editor: str | None = None, device: str | None = None) -> Augmentation:
+    """The run's augmentation job for `attribute` with `editor` (default: the run's editor): that trained
+    editor over the originals -> `augmented_dir(cfg, attribute, editor)`."""
     import json
 
     from editing.registry import get_plugin
     from editing.training import default_device, editor_dir, originals_dir
 
-    editor = get_plugin(cfg.editor.name).editor.load(editor_dir(cfg, attribute), device=device or default_device())
-    return Augmentation(editor, attribute, originals_dir(cfg), augmented_dir(cfg, attribute),
-                        rows_per_shard=cfg.data.shard_rows, metadata={"config": json.loads(cfg.to_json())})
+    name = editor or cfg.editor.name
+    model = get_plugin(name).editor.load(editor_dir(cfg, attribute, name), device=device or default_device())
+    return Augmentation(model, attribute, originals_dir(cfg), augmented_dir(cfg, attribute, name),
+                        rows_per_shard=cfg.data.shard_rows, metadata={"config": json.loads(cfg.for_editor(name).to_json())})
 
 
 SUMMARY = "augment_summary.json"  # written last: marks the attribute's augmentation finished
 
 
-def augmented_dir(cfg, attribute: str) -> str:
-    return cfg.shards(f"aug-{attribute}")
+def augmented_dir(cfg, attribute: str, editor: str | None = None) -> str:
+    """aug-<attribute> for the run's editor; aug-<attribute>@<editor> for another (the `aug-...@<editor>` arms)."""
+    suffix = "" if editor in (None, cfg.editor.name) else f"@{editor}"
+    return cfg.shards(f"aug-{attribute}{suffix}")
 
 
 def finish_stage(cfg, job: Augmentation, written: list[dict], started: float) -> dict:
@@ -165,15 +169,16 @@ def finish_stage(cfg, job: Augmentation, written: list[dict], started: float) ->
     summary = job.finish(written, started)
     if summary["edited_images"]:
         summary["pipeline_fraction_of_edit_throughput"] = summary["pipeline_images_per_s"] / summary["edit_images_per_s"]
-    job.store.write_json("config.json", json.loads(cfg.to_json()))
+    job.store.write_json("config.json", json.loads(cfg.for_editor(job.editor.name).to_json()))
     job.store.write_json(SUMMARY, summary)
     return summary
 
 
-def augment_stage(cfg, attribute: str, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Augment the run's train originals with its trained editor for `attribute`, all shards in this process.
+def augment_stage(cfg, attribute: str, *, editor: str | None = None, device: str | None = None,
+                  progress: Callable[[str], None] = print) -> dict:
+    """Augment the run's train originals with a trained editor for `attribute`, all shards in this process.
     (The Prefect flow fans the shards of `augmentation_for(...).plan()` out to workers instead.)"""
     started = time.perf_counter()
-    job = augmentation_for(cfg, attribute, device=device)
+    job = augmentation_for(cfg, attribute, editor=editor, device=device)
     written = job.write(job.plan(), progress=progress)
     return finish_stage(cfg, job, [written], started)

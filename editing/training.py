@@ -23,9 +23,15 @@ from pipeline.config import RunConfig
 ALL = "all"  # the training unit of a multi-attribute editor
 
 
-def training_units(cfg: RunConfig) -> list[str]:
+def training_units(cfg: RunConfig, attributes: list[str] | None = None) -> list[str]:
     """What the editor stage trains: one unit per attribute, or a single `all` for a multi-attribute editor."""
-    return [ALL] if get_plugin(cfg.editor.name).multi_attribute else list(cfg.editor.attributes)
+    return [ALL] if get_plugin(cfg.editor.name).multi_attribute else list(attributes or cfg.editor.attributes)
+
+
+def training_jobs(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(editor, unit) for every editor the run uses (`RunConfig.editor_plan`)."""
+    return [(name, unit) for name, attributes in cfg.editor_plan().items()
+            for unit in training_units(cfg.for_editor(name), attributes)]
 
 
 def editor_dir(cfg: RunConfig, attribute: str, editor: str | None = None) -> Path:

@@ -124,16 +124,16 @@ def _cached_on(markers: Callable[..., list[str]], *inputs: str):
     return key
 
 
-def _editor_markers(cfg: RunConfig, attribute: str) -> list[str]:
+def _editor_markers(cfg: RunConfig, editor: str, attribute: str) -> list[str]:
     from editing.training import editor_dir
 
-    return [str(editor_dir(cfg, attribute) / "editor.json")]
+    return [str(editor_dir(cfg, attribute, editor) / "editor.json")]
 
 
-def _augment_markers(cfg: RunConfig, attribute: str) -> list[str]:
+def _augment_markers(cfg: RunConfig, editor: str, attribute: str) -> list[str]:
     from editing.augment import SUMMARY, augmented_dir
 
-    return [f"{augmented_dir(cfg, attribute)}/{SUMMARY}"]
+    return [f"{augmented_dir(cfg, attribute, editor)}/{SUMMARY}"]
 
 
 def _verifier_markers(cfg: RunConfig, arm: str, seed: int) -> list[str]:
@@ -151,47 +151,47 @@ def prepare_data_task(cfg_json: str) -> dict:
         return prepare_data(_cfg(cfg_json), progress=_log)
 
 
-@task(name="train-editor", task_run_name="train-editor-{attribute}", cache_key_fn=_cached_on(_editor_markers, "attribute"),
-      persist_result=True, **RETRY)
-def train_editor_task(cfg_json: str, attribute: str) -> str:
+@task(name="train-editor", task_run_name="train-editor-{editor}-{attribute}", persist_result=True,
+      cache_key_fn=_cached_on(_editor_markers, "editor", "attribute"), **RETRY)
+def train_editor_task(cfg_json: str, editor: str, attribute: str) -> str:
     from recognition.stages import isolated
 
-    with _stage("train editor", f"attribute {attribute!r}"):
-        return isolated(("editor", attribute), _cfg(cfg_json))
+    with _stage("train editor", f"editor {editor!r}, attribute {attribute!r}"):
+        return isolated(("editor", attribute, editor), _cfg(cfg_json))
 
 
-@task(name="score-editor", task_run_name="score-editor-{attribute}")
-def score_editor_task(cfg_json: str, attribute: str) -> dict:
+@task(name="score-editor", task_run_name="score-editor-{editor}-{attribute}")
+def score_editor_task(cfg_json: str, editor: str, attribute: str) -> dict:
     from editing.evaluate import evaluate_stage
 
-    with _stage("score editor", f"attribute {attribute!r}"):
-        return evaluate_stage(_cfg(cfg_json), attribute, progress=_log)
+    with _stage("score editor", f"editor {editor!r}, attribute {attribute!r}"):
+        return evaluate_stage(_cfg(cfg_json), attribute, editor_name=editor, progress=_log)
 
 
-@task(name="plan-augment", task_run_name="plan-augment-{attribute}", **RETRY)
-def plan_augment_task(cfg_json: str, attribute: str) -> list[int]:
+@task(name="plan-augment", task_run_name="plan-augment-{editor}-{attribute}", **RETRY)
+def plan_augment_task(cfg_json: str, editor: str, attribute: str) -> list[int]:
     from editing.augment import augmentation_for
 
-    with _stage("augment", f"attribute {attribute!r} (planning)"):
-        return augmentation_for(_cfg(cfg_json), attribute, device="cpu").plan()
+    with _stage("augment", f"editor {editor!r}, attribute {attribute!r} (planning)"):
+        return augmentation_for(_cfg(cfg_json), attribute, editor=editor, device="cpu").plan()
 
 
-@task(name="augment-shard", task_run_name="augment-{attribute}-shard{shard}", **RETRY)
-def augment_shard_task(cfg_json: str, attribute: str, shard: int) -> dict:
+@task(name="augment-shard", task_run_name="augment-{editor}-{attribute}-shard{shard}", **RETRY)
+def augment_shard_task(cfg_json: str, editor: str, attribute: str, shard: int) -> dict:
     from editing.augment import augmentation_for
 
-    with _stage("augment", f"attribute {attribute!r}, shard {shard}"):
-        return augmentation_for(_cfg(cfg_json), attribute).write([shard], progress=_log)
+    with _stage("augment", f"editor {editor!r}, attribute {attribute!r}, shard {shard}"):
+        return augmentation_for(_cfg(cfg_json), attribute, editor=editor).write([shard], progress=_log)
 
 
-@task(name="finish-augment", task_run_name="finish-augment-{attribute}", cache_key_fn=_cached_on(_augment_markers, "attribute"),
-      persist_result=True)
-def finish_augment_task(cfg_json: str, attribute: str, started: float, written: list) -> dict:
+@task(name="finish-augment", task_run_name="finish-augment-{editor}-{attribute}", persist_result=True,
+      cache_key_fn=_cached_on(_augment_markers, "editor", "attribute"))
+def finish_augment_task(cfg_json: str, editor: str, attribute: str, started: float, written: list) -> dict:
     from editing.augment import augmentation_for, finish_stage
 
     cfg = _cfg(cfg_json)
-    with _stage("augment", f"attribute {attribute!r} (summary)"):
-        return finish_stage(cfg, augmentation_for(cfg, attribute, device="cpu"), written, started)
+    with _stage("augment", f"editor {editor!r}, attribute {attribute!r} (summary)"):
+        return finish_stage(cfg, augmentation_for(cfg, attribute, editor=editor, device="cpu"), written, started)
 
 
 @task(name="train-verifier", task_run_name="train-verifier-{arm}-seed{seed}", cache_key_fn=_cached_on(_verifier_markers, "arm", "seed"),
@@ -265,12 +265,12 @@ def _resolve(profile: str, overrides: Optional[dict]) -> RunConfig:
 
 @flow(name="train-editors", log_prints=True)
 def train_editors(profile: Profile = "demo", overrides: Optional[dict[str, Any]] = None) -> list[str]:
-    """Train (or resume, or reuse) one editor per attribute, concurrently."""
-    from editing.training import training_units
+    """Train (or resume, or reuse) one editor per attribute (and any other editor an arm names), concurrently."""
+    from editing.training import training_jobs
 
     cfg = _resolve(profile, overrides)
     cfg_json = cfg.model_dump_json()
-    return _gather([train_editor_task.submit(cfg_json, u) for u in training_units(cfg)], "editors")
+    return _gather([train_editor_task.submit(cfg_json, name, unit) for name, unit in training_jobs(cfg)], "editors")
 
 
 @flow(name="augment", log_prints=True)
@@ -281,10 +281,11 @@ def augment(profile: Profile = "demo", overrides: Optional[dict[str, Any]] = Non
     cfg = _resolve(profile, overrides)
     cfg_json = cfg.model_dump_json()
     started = time.perf_counter()
-    plans = {a: plan_augment_task(cfg_json, a) for a in cfg.editor.attributes}
-    shards = {a: [augment_shard_task.submit(cfg_json, a, k) for k in todo] for a, todo in plans.items()}
+    jobs = [(e, a) for e, attributes in cfg.editor_plan().items() for a in attributes]
+    plans = {job: plan_augment_task(cfg_json, *job) for job in jobs}
+    shards = {job: [augment_shard_task.submit(cfg_json, *job, k) for k in todo] for job, todo in plans.items()}
     _gather([f for fs in shards.values() for f in fs], "augmentation shards")
-    return [finish_augment_task(cfg_json, a, started, [f.result() for f in fs]) for a, fs in shards.items()]
+    return [finish_augment_task(cfg_json, *job, started, [f.result() for f in fs]) for job, fs in shards.items()]
 
 
 @flow(name="train-verifiers", log_prints=True)
@@ -304,11 +305,11 @@ def augment_and_verify(profile: Profile = "demo", overrides: Optional[dict[str, 
     cfg.save(cfg.output_dir)
     prepare_data_task(cfg_json)
     train_editors.with_options(task_runner=task_runner(cfg))(profile, overrides)
-    scores = [score_editor_task(cfg_json, a) for a in cfg.editor.attributes]
+    scores = [score_editor_task(cfg_json, e, a) for e, attributes in cfg.editor_plan().items() for a in attributes]
     augment.with_options(task_runner=task_runner(cfg))(profile, overrides)
     train_verifiers.with_options(task_runner=task_runner(cfg))(profile, overrides)
     evaluate_task(cfg_json)
     report = report_task(cfg_json)
     print(f"report: {report}")
-    print("editor success (added / removed): " + json.dumps({s['attribute']: [s['added']['success_rate'], s['removed']['success_rate']] for s in scores}))
+    print("editor success (added / removed): " + json.dumps({f"{s['editor']}/{s['attribute']}": [s['added']['success_rate'], s['removed']['success_rate']] for s in scores}))
     return report

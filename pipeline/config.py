@@ -134,10 +134,19 @@ class VerifierConfig(_Frozen):
     @classmethod
     def _known_arms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         allowed = {"baseline", "aug-all", *(f"aug-{a}" for a in EDITED_ATTRIBUTES)}
-        unknown = [a for a in value if a not in allowed]
+        unknown = [a for a in value if split_arm(a)[0] not in allowed or a.startswith("baseline@") or a.endswith("@")]
         if unknown:
-            raise ValueError(f"unknown arm(s) {unknown}; choose from {sorted(allowed)}")
+            raise ValueError(f"unknown arm(s) {unknown}; choose from {sorted(allowed)}, "
+                             f"optionally with '@<editor>' to augment with another registered editor (e.g. aug-smiling@stargan)")
+        if len(set(value)) != len(value):
+            raise ValueError("arms are listed twice")
         return value
+
+
+def split_arm(arm: str) -> tuple[str, str | None]:
+    """'aug-smiling@stargan' -> ('aug-smiling', 'stargan'); 'aug-smiling' -> ('aug-smiling', None): the run's editor."""
+    base, _, editor = arm.partition("@")
+    return base, editor or None
 
 
 class EvaluationConfig(_Frozen):
@@ -170,6 +179,21 @@ class RunConfig(_Frozen):
     verifier: VerifierConfig = VerifierConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     engine: EngineConfig = EngineConfig()
+
+    def editor_plan(self) -> dict[str, list[str]]:
+        """Every editor the run trains and the attributes it edits: the configured editor for all of
+        `editor.attributes`, then each editor an `aug-...@<editor>` arm names, for that arm's attributes."""
+        plan = {self.editor.name: list(self.editor.attributes)}
+        for arm in self.verifier.arms:
+            base, editor = split_arm(arm)
+            if editor and editor != self.editor.name:
+                wanted = list(self.editor.attributes) if base == "aug-all" else [base.removeprefix("aug-")]
+                plan[editor] = list(dict.fromkeys(plan.get(editor, []) + wanted))
+        return plan
+
+    def for_editor(self, name: str) -> "RunConfig":
+        """This config with another editor (same data, budget, widths and loss weights)."""
+        return self.model_copy(update={"editor": self.editor.model_copy(update={"name": name})})
 
     def shards(self, dataset: str) -> str:
         """URL of one of the run's shard datasets (originals, lfw, aug-<attribute>); any fsspec URL."""

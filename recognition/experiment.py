@@ -25,23 +25,27 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, split_arm
 
 METRICS = ("auc", "eer", "tar@far=1e-3", "tar@far=1e-2")
 FAR_GRID = np.logspace(-4, 0, 41)
 
 
 def arm_sources(cfg: RunConfig, arm: str) -> list[tuple[str, tuple[str, ...] | None]]:
-    if arm == "baseline":
+    """The shard datasets (and edit kinds) an arm trains on; `aug-...@<editor>` uses that editor's edits."""
+    from editing.augment import augmented_dir
+
+    base, editor = split_arm(arm)
+    if base == "baseline":
         return [(cfg.shards("originals"), None)]
-    if arm == "aug-all":
+    if base == "aug-all":
         return [(cfg.shards("originals"), None)] + [
-            (cfg.shards(f"aug-{a}"), ("added", "removed")) for a in cfg.editor.attributes
+            (augmented_dir(cfg, a, editor), ("added", "removed")) for a in cfg.editor.attributes
         ]
-    attribute = arm.removeprefix("aug-")
+    attribute = base.removeprefix("aug-")
     if attribute not in cfg.editor.attributes:
         raise ValueError(f"arm {arm!r} needs attribute {attribute!r}, which is not in editor.attributes {list(cfg.editor.attributes)}")
-    return [(cfg.shards(f"aug-{attribute}"), None)]
+    return [(augmented_dir(cfg, attribute, editor), None)]
 
 
 def verifier_dir(cfg: RunConfig, arm: str, seed: int) -> Path:

@@ -30,10 +30,11 @@ def _in_worker(fn_name: str, cfg_json: str, *args):
 
     torch.set_num_threads(1)
     cfg = RunConfig.model_validate_json(cfg_json)
-    if fn_name == "editor":
+    if fn_name == "editor":  # args: unit (attribute or 'all'), editor name
         from editing.training import train_editor
 
-        return str(train_editor(cfg, *args, progress=lambda m: print(m, flush=True)))
+        unit, editor = args
+        return str(train_editor(cfg.for_editor(editor), unit, progress=lambda m: print(m, flush=True)))
     if fn_name == "verifier":
         from recognition.experiment import train_arm
 
@@ -71,7 +72,7 @@ def parallel(jobs: list[tuple], cfg: RunConfig, workers: int) -> list:
 def run_all(cfg: RunConfig, *, progress: Callable[[str], None] = print) -> dict:
     from editing.augment import augment_stage
     from editing.evaluate import evaluate_stage
-    from editing.training import training_units
+    from editing.training import training_jobs
     from pipeline.ingest import prepare_data
     from recognition.experiment import evaluate_run
     from recognition.report import write_report
@@ -93,9 +94,10 @@ def run_all(cfg: RunConfig, *, progress: Callable[[str], None] = print) -> dict:
         return result
 
     stage("prepare data", lambda: prepare_data(cfg, progress=progress))
-    stage("train editors", lambda: parallel([("editor", u) for u in training_units(cfg)], cfg, workers))
-    stage("score editors", lambda: [evaluate_stage(cfg, a, progress=progress) for a in cfg.editor.attributes])
-    stage("augment", lambda: [augment_stage(cfg, a, progress=progress) for a in cfg.editor.attributes])
+    plan = cfg.editor_plan()  # the run's editor for every attribute, plus editors named by `aug-...@<editor>` arms
+    stage("train editors", lambda: parallel([("editor", unit, name) for name, unit in training_jobs(cfg)], cfg, workers))
+    stage("score editors", lambda: [evaluate_stage(cfg, a, editor_name=e, progress=progress) for e, attrs in plan.items() for a in attrs])
+    stage("augment", lambda: [augment_stage(cfg, a, editor=e, progress=progress) for e, attrs in plan.items() for a in attrs])
     stage("train verifiers", lambda: parallel([("verifier", arm, s) for arm in cfg.verifier.arms for s in cfg.verifier.seeds], cfg, workers))
     results = stage("evaluate", lambda: evaluate_run(cfg, progress=progress))
     timings["total"] = round(time.perf_counter() - started, 1)
