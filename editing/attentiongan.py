@@ -49,11 +49,11 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
-from editing.base import Editor, EditResult, file_digest, editor_params
+from editing._gan import GanEditor, GanTrainer, amp as _amp
+from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty, total_variation
-from editing.sagan_nets import Discriminator, EncoderDecoder, init_weights
+from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
 class AttentionGanParams(BaseModel):
@@ -143,37 +143,27 @@ def attentiongan_iteration(g: AttentionGenerator, d: Discriminator, opt_g, opt_d
             "mask_mean": foreground(att).mean().item()}
 
 
-class AttentionGanEditor(Editor):
+class AttentionGanEditor(GanEditor):
     name = "attentiongan"
     version = "1"
     has_mask = True
+    title = "AttentionGAN"
 
     def __init__(self, generator: AttentionGenerator, attribute: str, image_size: int, checkpoint_id: str, device: torch.device,
                  precision: str = "auto"):
-        super().__init__((attribute,), checkpoint_id)
-        self.dtype = inference_dtype(precision, device)
-        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # as SaganEditor
-        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
-        self.memory_format = fmt
-        self.image_size = image_size
-        self.device = device
+        super().__init__(attribute, image_size, checkpoint_id, device, precision)
+        self.generator = self.place(generator)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "AttentionGanEditor":
-        path = Path(directory) / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained AttentionGAN here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, checkpoint_id = cls.read_weights(directory)
         g = AttentionGenerator(**state["arch"])
         g.load_state_dict(state["generator"])
-        return cls(g, state["attribute"], state["image_size"], file_digest(path), torch.device(device), precision)
+        return cls(g, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
-        if images.shape[0] != target.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
-        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        out, attention = self.generator(x, target.to(self.device, self.dtype))
+        out, attention = self.generator(self.batch(images, target), target.to(self.device, self.dtype))
         return EditResult(out.float().clamp_(-1, 1).cpu(), foreground(attention.float()).cpu())
 
 
@@ -189,15 +179,11 @@ class AttentionGanTrainer(GanTrainer):
 
     def build(self):
         s = self.config.sagan
-        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks, "n": self.params.n}
+        arch = {**self.generator_arch(), "n": self.params.n}
         g = AttentionGenerator(**arch)
         d = Discriminator(self.image_size, s.d_conv_dim, s.d_layers)
-        for m in (g, d):
-            m.apply(init_weights)
-            m.to(self.device, memory_format=torch.channels_last)
-        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        return arch, {"generator": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
+        self.initialised(g, d)
+        return arch, {"generator": g, "discriminator": d}, {"opt_g": self.adam(g), "opt_d": self.adam(d)}
 
     def iteration(self, draw, rng, autocast):
         m, o = self.modules, self.optimizers

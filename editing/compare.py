@@ -32,12 +32,6 @@ from editing.training import ALL, editor_dir, originals_dir, train_editor
 from pipeline.config import RunConfig
 
 
-def with_editor(cfg: RunConfig, name: str) -> RunConfig:
-    """The same run config with another editor."""
-    return RunConfig.model_validate({**json.loads(cfg.model_dump_json()), "editor": {
-        **json.loads(cfg.editor.model_dump_json()), "name": name}})
-
-
 def train_seconds(directory: Path) -> float | None:
     meta_path = directory / "editor.json"
     if not meta_path.exists():
@@ -94,7 +88,7 @@ def compare_editors(cfg: RunConfig, names: list[str], attributes: list[str] | No
         columns: list[list[torch.Tensor]] = [[to_float(test.images[i : i + 1])[0] for i in pick]]
         labels, table = ["input"], []
         for name in names:
-            ecfg = with_editor(cfg, name)
+            ecfg = cfg.for_editor(name)
             plugin = get_plugin(name)
             directory = editor_dir(ecfg, attribute)
             if train:  # a finished editor is reused, a partial one resumed

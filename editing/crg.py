@@ -71,13 +71,13 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
+from editing._gan import GanEditor, GanTrainer, amp as _amp
 from editing._training import Originals, to_float
-from editing.base import Editor, EditResult, editor_params, file_digest
+from editing.base import EditResult, editor_params
 from editing.crg_nets import Encoder, LatentGenerator
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty
-from editing.sagan_nets import Discriminator, init_weights
+from editing.sagan_nets import Discriminator
 
 
 class CrgParams(BaseModel):
@@ -207,39 +207,31 @@ def encode(e: Encoder, images: torch.Tensor, device: torch.device, batch: int = 
     return torch.cat([e(to_float(images[i : i + batch]).to(device)).float().cpu() for i in range(0, len(images), batch)])
 
 
-class CrgEditor(Editor):
+class CrgEditor(GanEditor):
     name = "crg"
     version = "1"
     has_mask = False
     target_kind = "strength"
+    title = "CRG"
 
     def __init__(self, generator: LatentGenerator, encoder: Encoder, direction: torch.Tensor, k: float,
                  safe_range: tuple[float, float], projection: dict[str, float], attribute: str, image_size: int,
                  checkpoint_id: str, device: torch.device, precision: str = "auto"):
-        super().__init__((attribute,), checkpoint_id)
-        self.dtype = inference_dtype(precision, device)
-        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # as SaganEditor
-        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
-        self.encoder = encoder.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
+        super().__init__(attribute, image_size, checkpoint_id, device, precision)
+        self.generator, self.encoder = self.place(generator), self.place(encoder)
         self.direction = direction.to(device=device, dtype=self.dtype)
         self.k = float(k)  # |target| for "added" / "removed"
         self.safe_range = (float(safe_range[0]), float(safe_range[1]))
         self.projection = dict(projection)  # mean/std of E(I)·d over training faces with / without the attribute
-        self.memory_format = fmt
-        self.image_size = image_size
-        self.device = device
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "CrgEditor":
-        path = Path(directory) / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained CRG here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, checkpoint_id = cls.read_weights(directory)
         g, e = LatentGenerator(**state["arch"]["generator"]), Encoder(**state["arch"]["encoder"])
         g.load_state_dict(state["generator"])
         e.load_state_dict(state["encoder"])
         return cls(g, e, state["direction"], state["k"], tuple(state["safe_range"]), state["projection"], state["attribute"],
-                   state["image_size"], file_digest(path), torch.device(device), precision)
+                   state["image_size"], checkpoint_id, torch.device(device), precision)
 
     def targets_for(self, kind: str, n: int) -> torch.Tensor:
         """+k adds the attribute, -k removes it (eq. 4)."""
@@ -250,10 +242,7 @@ class CrgEditor(Editor):
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
         """G(E(I) + k d) with k = target, one per image; k = 0 gives the reconstruction G(E(I))."""
-        if images.shape[0] != target.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
-        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        z = self.encoder(x) + target.to(self.device, self.dtype).view(-1, 1) * self.direction
+        z = self.encoder(self.batch(images, target)) + target.to(self.device, self.dtype).view(-1, 1) * self.direction
         return EditResult(self.generator(z).float().clamp_(-1, 1).cpu())
 
 
@@ -278,15 +267,11 @@ class CrgTrainer(GanTrainer):
         critic = Discriminator(self.image_size, s.d_conv_dim, s.d_layers)
         nets = {"generator": LatentGenerator(**arch["generator"]), "encoder": Encoder(**arch["encoder"]),
                 "discriminator": nn.Sequential(critic.main, critic.src)}  # the real/fake head only: no labels in CRG
-        for net in nets.values():
-            net.apply(init_weights)
-        modules = {**nets, "stages": Stages()}
-        for net in modules.values():
-            net.to(self.device, memory_format=torch.channels_last)
-        betas = tuple(self.config.betas)
+        self.initialised(*nets.values())
+        modules = {**nets, "stages": Stages().to(self.device)}
         optimizers = {
-            "opt_g": torch.optim.Adam(nets["generator"].parameters(), lr=self.config.lr, betas=betas),
-            "opt_d": torch.optim.Adam(nets["discriminator"].parameters(), lr=self.config.lr, betas=betas),
+            "opt_g": self.adam(nets["generator"]),
+            "opt_d": self.adam(nets["discriminator"]),
             "opt_e": torch.optim.RMSprop(nets["encoder"].parameters(), lr=p.encoder_lr or self.config.lr, alpha=0.9, eps=1e-7),
         }
         return arch, modules, optimizers

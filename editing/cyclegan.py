@@ -33,7 +33,6 @@ Deviations from the paper:
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import torch
@@ -41,10 +40,10 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
-from editing.base import Editor, EditResult, file_digest, editor_params
+from editing._gan import GanEditor, GanTrainer, amp as _amp
+from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan_nets import Discriminator, EncoderDecoder, init_weights
+from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
 class CycleGanParams(BaseModel):
@@ -151,39 +150,28 @@ def cyclegan_iteration(m: dict[str, nn.Module], opt_g, opt_d, x: torch.Tensor, c
             "g_id": g_id.item()}
 
 
-class CycleGanEditor(Editor):
+class CycleGanEditor(GanEditor):
     name = "cyclegan"
     version = "1"
     has_mask = False
+    title = "CycleGAN"
 
     def __init__(self, g_add: nn.Module, g_remove: nn.Module, attribute: str, image_size: int, checkpoint_id: str,
                  device: torch.device, precision: str = "auto"):
-        super().__init__((attribute,), checkpoint_id)
-        self.dtype = inference_dtype(precision, device)
-        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # as SaganEditor
-        self.g_add = g_add.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
-        self.g_remove = g_remove.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
-        self.memory_format = fmt
-        self.image_size = image_size
-        self.device = device
+        super().__init__(attribute, image_size, checkpoint_id, device, precision)
+        self.g_add, self.g_remove = self.place(g_add), self.place(g_remove)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "CycleGanEditor":
-        path = Path(directory) / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained CycleGAN here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, checkpoint_id = cls.read_weights(directory)
         g_add, g_remove = generator(**state["arch"]), generator(**state["arch"])
         g_add.load_state_dict(state["g_add"])
         g_remove.load_state_dict(state["g_remove"])
-        return cls(g_add, g_remove, state["attribute"], state["image_size"], file_digest(path), torch.device(device), precision)
+        return cls(g_add, g_remove, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
-        if images.shape[0] != target.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
-        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        out = translate(self.g_add, self.g_remove, x, target.to(self.device))
+        out = translate(self.g_add, self.g_remove, self.batch(images, target), target.to(self.device))
         return EditResult(out.float().clamp_(-1, 1).cpu())
 
 
@@ -200,20 +188,16 @@ class CycleGanTrainer(GanTrainer):
 
     def build(self):
         s = self.config.sagan
-        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks}
+        arch = self.generator_arch()
         nets = {"g_add": generator(**arch), "g_remove": generator(**arch),
                 "d_with": patch_discriminator(self.image_size, s.d_conv_dim, s.d_layers),
                 "d_without": patch_discriminator(self.image_size, s.d_conv_dim, s.d_layers)}
-        for net in nets.values():
-            net.apply(init_weights)
+        self.initialised(*nets.values())
         modules = {**nets, "pool_with": HistoryBuffer(self.params.pool_size, self.image_size),
                    "pool_without": HistoryBuffer(self.params.pool_size, self.image_size)}
-        for net in modules.values():
-            net.to(self.device, memory_format=torch.channels_last)
-        betas = tuple(self.config.betas)
-        opt_g = torch.optim.Adam(itertools.chain(nets["g_add"].parameters(), nets["g_remove"].parameters()), lr=self.config.lr, betas=betas)
-        opt_d = torch.optim.Adam(itertools.chain(nets["d_with"].parameters(), nets["d_without"].parameters()), lr=self.config.lr, betas=betas)
-        return arch, modules, {"opt_g": opt_g, "opt_d": opt_d}
+        for pool in (modules["pool_with"], modules["pool_without"]):
+            pool.to(self.device, memory_format=torch.channels_last)
+        return arch, modules, {"opt_g": self.adam(nets["g_add"], nets["g_remove"]), "opt_d": self.adam(nets["d_with"], nets["d_without"])}
 
     def iteration(self, draw, rng, autocast):
         x, c = draw()

@@ -45,11 +45,11 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import WEIGHTS, GanTrainer, amp as _amp, inference_dtype
-from editing.base import Editor, EditResult, file_digest, editor_params
+from editing._gan import GanEditor, GanTrainer, amp as _amp
+from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty
-from editing.sagan_nets import Discriminator, EncoderDecoder, init_weights
+from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
 class ResganParams(BaseModel):
@@ -137,37 +137,28 @@ def resgan_iteration(g: ResidualPair, d: Discriminator, opt_g, opt_d, draw: Call
             "g_cls": g_cls.item(), "g_dual": g_dual.item(), "g_res": g_res.item()}
 
 
-class ResganEditor(Editor):
+class ResganEditor(GanEditor):
     name = "resgan"
     version = "1"
     has_mask = False
+    title = "ResGAN-style editor"
 
     def __init__(self, generators: ResidualPair, attribute: str, image_size: int, checkpoint_id: str, device: torch.device,
                  precision: str = "auto"):
-        super().__init__((attribute,), checkpoint_id)
-        self.dtype = inference_dtype(precision, device)
-        # bf16 weights rather than autocast, channels_last on GPUs only: as SaganEditor (measured there).
-        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.generators = generators.eval().to(device=device, dtype=self.dtype, memory_format=self.memory_format)
-        self.image_size = image_size
-        self.device = device
+        super().__init__(attribute, image_size, checkpoint_id, device, precision)
+        self.generators = self.place(generators)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "ResganEditor":
-        path = Path(directory) / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained ResGAN-style editor here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, checkpoint_id = cls.read_weights(directory)
         g = ResidualPair(**state["arch"])
         g.load_state_dict(state["generators"])
-        return cls(g, state["attribute"], state["image_size"], file_digest(path), torch.device(device), precision)
+        return cls(g, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
-        if images.shape[0] != target.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
+        r = self.generators(self.batch(images, target), target.to(self.device))
         x = images.to(self.device, torch.float32)
-        r = self.generators(x.to(self.dtype).contiguous(memory_format=self.memory_format), target.to(self.device))
         return EditResult((x + r.float()).clamp_(-1, 1).cpu())  # the input itself is not rounded to bf16
 
 
@@ -183,15 +174,11 @@ class ResganTrainer(GanTrainer):
 
     def build(self):
         s = self.config.sagan
-        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks}
+        arch = self.generator_arch()
         g = ResidualPair(**arch)
         d = Discriminator(self.image_size, s.d_conv_dim, s.d_layers)
-        for m in (g, d):
-            m.apply(init_weights)
-            m.to(self.device, memory_format=torch.channels_last)
-        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        return arch, {"generators": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
+        self.initialised(g, d)
+        return arch, {"generators": g, "discriminator": d}, {"opt_g": self.adam(g), "opt_d": self.adam(d)}
 
     def iteration(self, draw, rng, autocast):
         m, o = self.modules, self.optimizers

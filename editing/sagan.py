@@ -29,10 +29,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from editing._gan import CHECKPOINT, WEIGHTS, GanTrainer, amp as _amp, inference_dtype  # noqa: F401 (CHECKPOINT re-exported)
-from editing.base import Editor, EditResult, file_digest
+from editing._gan import CHECKPOINT, WEIGHTS, GanEditor, GanTrainer, amp as _amp  # noqa: F401 (CHECKPOINT, WEIGHTS re-exported)
+from editing.base import EditResult
 from editing.registry import EditorPlugin
-from editing.sagan_nets import Discriminator, Generator, init_weights
+from editing.sagan_nets import Discriminator, Generator
 
 
 def gradient_penalty(d_src: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -99,40 +99,28 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable
             "g_dual": g_dual.item(), "g_id": g_id.item(), "mask_mean": mask.float().mean().item()}
 
 
-class SaganEditor(Editor):
+class SaganEditor(GanEditor):
     name = "sagan"
     version = "1"
     has_mask = True
+    title = "SaGAN"
+    generator_class: type[Generator] = Generator
 
     def __init__(self, generator: Generator, attribute: str, image_size: int, checkpoint_id: str, device: torch.device,
                  precision: str = "auto"):
-        super().__init__((attribute,), checkpoint_id)
-        self.dtype = inference_dtype(precision, device)
-        # bf16 weights (not autocast): no per-call casts. Measured on a 2-core AVX-512-BF16 CPU at the paper's
-        # 128 px, batch 16: fp32 15 img/s, autocast bf16 26, bf16 weights 30 (benchmarks/sagan_speed.py).
-        # channels_last helps on GPUs but slows these convs on the CPU.
-        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
-        self.memory_format = fmt
-        self.image_size = image_size
-        self.device = device
+        super().__init__(attribute, image_size, checkpoint_id, device, precision)
+        self.generator = self.place(generator)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "SaganEditor":
-        path = Path(directory) / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained SaGAN here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        g = Generator(**state["arch"])
+        state, checkpoint_id = cls.read_weights(directory)
+        g = cls.generator_class(**state["arch"])
         g.load_state_dict(state["generator"])
-        return cls(g, state["attribute"], state["image_size"], file_digest(path), torch.device(device), precision)
+        return cls(g, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
-        if images.shape[0] != target.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
-        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        out, mask = self.generator(x, target.to(self.device, self.dtype))
+        out, mask = self.generator(self.batch(images, target), target.to(self.device, self.dtype))
         return EditResult(out.float().clamp_(-1, 1).cpu(), mask.float().cpu())
 
 
@@ -141,18 +129,15 @@ class SaganTrainer(GanTrainer):
 
     editor_name = "sagan"
     editor_version = SaganEditor.version
+    editor_class = SaganEditor  # its generator_class is what build() trains
 
     def build(self):
         s = self.config.sagan
-        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks}
-        g = Generator(**arch)
+        arch = self.generator_arch()
+        g = self.editor_class.generator_class(**arch)
         d = Discriminator(self.image_size, s.d_conv_dim, s.d_layers)
-        for m in (g, d):
-            m.apply(init_weights)
-            m.to(self.device, memory_format=torch.channels_last)
-        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        return arch, {"generator": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
+        self.initialised(g, d)
+        return arch, {"generator": g, "discriminator": d}, {"opt_g": self.adam(g), "opt_d": self.adam(d)}
 
     def iteration(self, draw, rng, autocast):
         m, o = self.modules, self.optimizers

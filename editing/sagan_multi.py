@@ -56,12 +56,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import CHECKPOINT, WEIGHTS, GanTrainer, amp as _amp, inference_dtype
+from editing._gan import CHECKPOINT, GanEditor, GanTrainer, amp as _amp
 from editing._training import write_json_atomic
-from editing.base import Editor, EditResult, file_digest, editor_params
+from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import gradient_penalty, total_variation
-from editing.sagan_nets import Discriminator, EncoderDecoder, Generator, init_weights
+from editing.sagan_nets import Discriminator, EncoderDecoder, Generator
 from editing.training import ALL
 
 
@@ -180,28 +180,22 @@ def multi_iteration(g: MultiGenerator, d: MultiDiscriminator, opt_g, opt_d, draw
             "g_keep": g_keep.item(), "g_dual": g_dual.item(), "g_id": g_id.item(), "mask_mean": mask.float().mean().item()}
 
 
-class SaganMultiEditor(Editor):
+class SaganMultiEditor(GanEditor):
     """One attribute of a multi-attribute SaGAN; `for_attribute` rebinds to another without reloading."""
 
     name = "sagan_multi"
     version = "1"
     has_mask = True
+    title = "sagan_multi"
 
     def __init__(self, generator: MultiGenerator, model_attributes: tuple[str, ...], attribute: str, image_size: int,
                  checkpoint_id: str, device: torch.device, precision: str = "auto"):
         if attribute not in model_attributes:
             raise ValueError(f"this sagan_multi model edits {list(model_attributes)}, not {attribute!r}")
-        super().__init__((attribute,), checkpoint_id)
+        super().__init__(attribute, image_size, checkpoint_id, device, precision)
         self.model_attributes = tuple(model_attributes)
         self.index = self.model_attributes.index(attribute)
-        self.dtype = inference_dtype(precision, device)
-        self.precision = precision
-        # As SaganEditor: bf16 weights rather than autocast, channels_last only on GPUs.
-        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=fmt)
-        self.memory_format = fmt
-        self.image_size = image_size
-        self.device = device
+        self.generator = self.place(generator)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "SaganMultiEditor":
@@ -210,15 +204,12 @@ class SaganMultiEditor(Editor):
         meta_path = directory / "editor.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         shared = directory / meta["shared"] if "shared" in meta else directory
-        path = shared / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained sagan_multi here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, checkpoint_id = cls.read_weights(shared)
         g = _generator(state["arch"])
         g.load_state_dict(state["generator"])
         attributes = tuple(state["arch"]["attributes"])
         attribute = meta["attribute"] if "shared" in meta else attributes[0]
-        return cls(g, attributes, attribute, state["image_size"], file_digest(path), torch.device(device), precision)
+        return cls(g, attributes, attribute, state["image_size"], checkpoint_id, torch.device(device), precision)
 
     def for_attribute(self, attribute: str) -> "SaganMultiEditor":
         """The same model, bound to another of its attributes."""
@@ -226,9 +217,7 @@ class SaganMultiEditor(Editor):
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
-        if images.shape[0] != target.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {target.shape[0]} targets")
-        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        x = self.batch(images, target)
         k = torch.full((len(x),), self.index, dtype=torch.long, device=self.device)
         out, mask = self.generator(x, k, target.to(self.device, self.dtype))
         return EditResult(out.float().clamp_(-1, 1).cpu(), mask.float().cpu())
@@ -258,8 +247,8 @@ class SaganMultiTrainer(GanTrainer):
         return out
 
     def _refuse_other_attributes(self) -> None:
-        """The training key leaves out `attributes` (one directory per attribute makes it redundant for
-        single-attribute editors), so a model of other attributes would otherwise be reused or resumed."""
+        """Name the two attribute lists when a model of other attributes is in the way (the training key
+        includes the list too, but its mismatch error prints the whole key)."""
         for path in (self.out_dir / "editor.json", self.out_dir / CHECKPOINT):
             if not path.exists():
                 continue
@@ -286,15 +275,11 @@ class SaganMultiTrainer(GanTrainer):
 
     def build(self):
         s = self.config.sagan
-        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks, "attributes": list(self.attributes)}
+        arch = {**self.generator_arch(), "attributes": list(self.attributes)}
         g = _generator(arch)
         d = MultiDiscriminator(self.image_size, s.d_conv_dim, s.d_layers, len(self.attributes))
-        for m in (g, d):
-            m.apply(init_weights)
-            m.to(self.device, memory_format=torch.channels_last)
-        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        return arch, {"generator": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
+        self.initialised(g, d)
+        return arch, {"generator": g, "discriminator": d}, {"opt_g": self.adam(g), "opt_d": self.adam(d)}
 
     def iteration(self, draw, rng, autocast):
         m, o = self.modules, self.optimizers

@@ -32,16 +32,13 @@ The mask options `sagan.mask_l1`, `mask_tv` and `identity_trains_mask` have noth
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from editing._gan import WEIGHTS
-from editing.base import EditResult, file_digest, editor_params
+from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
 from editing.sagan import SaganEditor, SaganTrainer
-from editing.sagan_nets import Discriminator, Generator, init_weights
+from editing.sagan_nets import Generator
 
 
 class StarganParams(BaseModel):
@@ -70,42 +67,23 @@ class StarganEditor(SaganEditor):
     name = "stargan"
     version = "1"
     has_mask = False
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "StarganEditor":
-        path = Path(directory) / WEIGHTS
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no trained StarGAN-style editor here (train it with `faceaug editors train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        g = UnmaskedGenerator(**state["arch"])
-        g.load_state_dict(state["generator"])
-        return cls(g, state["attribute"], state["image_size"], file_digest(path), torch.device(device), precision)
+    title = "StarGAN-style editor"
+    generator_class = UnmaskedGenerator
 
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
         return EditResult(super().edit(images, target).images)  # the constant mask says nothing: none
 
 
 class StarganTrainer(SaganTrainer):
-    """SaGAN's trainer (losses, schedule, loop) with the unmasked generator."""
+    """SaGAN's trainer (losses, schedule, loop, build) with the unmasked generator."""
 
     editor_name = "stargan"
     editor_version = StarganEditor.version
+    editor_class = StarganEditor
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         parse_params(self.config.params)
-
-    def build(self):
-        s = self.config.sagan
-        arch = {"conv_dim": s.g_conv_dim, "downsamples": s.g_downsamples, "res_blocks": s.g_res_blocks}
-        g = UnmaskedGenerator(**arch)
-        d = Discriminator(self.image_size, s.d_conv_dim, s.d_layers)
-        for m in (g, d):
-            m.apply(init_weights)
-            m.to(self.device, memory_format=torch.channels_last)
-        opt_g = torch.optim.Adam(g.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        opt_d = torch.optim.Adam(d.parameters(), lr=self.config.lr, betas=tuple(self.config.betas))
-        return arch, {"generator": g, "discriminator": d}, {"opt_g": opt_g, "opt_d": opt_d}
 
     def log_line(self, h):
         return (f"D adv {h['d_adv']:.3f} cls {h['d_cls']:.3f} gp {h['d_gp']:.3f} | G adv {h['g_adv']:.3f} "

@@ -57,11 +57,10 @@ def default_device() -> str:
 def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, progress: Callable[[str], None] = print) -> Path:
     """Train (or resume, or reuse) the configured editor for one attribute (or `all`); returns its directory."""
     plugin = get_plugin(cfg.editor.name)
-    if attribute == ALL and plugin.multi_attribute:
-        return _train_multi(cfg, plugin, device=device, progress=progress)
-    if attribute not in cfg.editor.attributes:
+    multi = attribute == ALL and plugin.multi_attribute
+    if not multi and attribute not in cfg.editor.attributes:
         raise ValueError(f"attribute {attribute!r} is not in editor.attributes {list(cfg.editor.attributes)}")
-    if plugin.multi_attribute:
+    if plugin.multi_attribute and not multi:
         raise ValueError(f"{plugin.name} edits every attribute with one model: train it as {ALL!r}")
     out = editor_dir(cfg, attribute)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,20 +70,12 @@ def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, p
         return out
     _require_originals(cfg)
     trainer = plugin.trainer(attribute=attribute, image_size=cfg.data.image_size, out_dir=out, config=cfg.editor, device=device or default_device())
-    return trainer.fit([originals_dir(cfg)], progress=progress, seed=cfg.seed)
-
-
-def _train_multi(cfg: RunConfig, plugin, *, device: str | None, progress: Callable[[str], None]) -> Path:
-    shared = editor_dir(cfg, ALL)
-    shared.mkdir(parents=True, exist_ok=True)
-    cfg.save(shared)
-    _require_originals(cfg)
-    trainer = plugin.trainer(attribute=ALL, image_size=cfg.data.image_size, out_dir=shared, config=cfg.editor, device=device or default_device())
-    trainer.fit([originals_dir(cfg)], progress=progress, seed=cfg.seed)
-    for attribute in cfg.editor.attributes:
-        out = editor_dir(cfg, attribute)
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out)
-        write_json_atomic({"editor": plugin.name, "attribute": attribute, "attributes": [attribute],
-                           "shared": f"../{shared.name}"}, out / "editor.json")
-    return shared
+    trained = trainer.fit([originals_dir(cfg)], progress=progress, seed=cfg.seed)
+    if multi:  # one pointer directory per attribute, so later stages find an editor per attribute
+        for a in cfg.editor.attributes:
+            pointer = editor_dir(cfg, a)
+            pointer.mkdir(parents=True, exist_ok=True)
+            cfg.save(pointer)
+            write_json_atomic({"editor": plugin.name, "attribute": a, "attributes": [a], "shared": f"../{out.name}"},
+                              pointer / "editor.json")
+    return trained

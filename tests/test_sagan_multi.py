@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from editing.sagan_multi import (CHECKPOINT, WEIGHTS, MultiDiscriminator, MultiGenerator, SaganMultiEditor, SaganMultiTrainer,
-                                 multi_iteration, parse_params)
+from editing._gan import CHECKPOINT, WEIGHTS
+from editing.sagan_multi import MultiDiscriminator, MultiGenerator, SaganMultiEditor, SaganMultiTrainer, multi_iteration, parse_params
 from editing.sagan_nets import init_weights
 from editing.training import ALL, editor_dir, train_editor
 from pipeline.config import load_config
