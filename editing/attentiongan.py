@@ -52,7 +52,7 @@ from torch import nn
 from editing._gan import GanEditor, GanTrainer, amp as _amp
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import gradient_penalty, total_variation
+from editing.sagan import critic_update, total_variation
 from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
@@ -104,22 +104,13 @@ def attentiongan_iteration(g: AttentionGenerator, d: Discriminator, opt_g, opt_d
                            autocast: torch.dtype | None = None) -> dict[str, float]:
     """`n_critic` critic updates, then one generator update; `s` = SaganParams, `p` = AttentionGanParams."""
     amp = _amp(autocast, next(g.parameters()).device.type)
-    d_src = lambda x: d(x)[0]  # noqa: E731
     # 1. Train the critic n_critic times, each on a fresh batch (as SaGAN).
     for _ in range(n_critic):
         x, c_org = draw()
         c_trg = 1 - c_org
-        with amp:
-            with torch.no_grad():
-                fake, _ = g(x, c_trg)
-            src, cls = d(torch.cat([x, fake]))
-            d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
-            d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
-            d_gp = gradient_penalty(d_src, x, fake.float(), rng)
-            d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        with amp, torch.no_grad():
+            fake, _ = g(x, c_trg)
+        d_adv, d_cls, d_gp = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
 
     # 2. Train the generator on the last batch: the edit and the identity pass share one forward.
     with amp:

@@ -48,7 +48,7 @@ from torch import nn
 from editing._gan import GanEditor, GanTrainer, amp as _amp
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import gradient_penalty
+from editing.sagan import critic_update
 from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
@@ -101,23 +101,13 @@ def resgan_iteration(g: ResidualPair, d: Discriminator, opt_g, opt_d, draw: Call
     `draw()` returns a fresh (images, labels) batch; `s` holds SaGAN's loss weights (SaganParams).
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
-    d_src = lambda x: d(x)[0]  # noqa: E731
-    # 1. Train the discriminator n_critic times, each on a fresh batch.
+    # 1. Train the discriminator n_critic times, each on a fresh batch (as SaGAN).
     for _ in range(n_critic):
         x, c_org = draw()
         c_trg = 1 - c_org
-        with amp:
-            with torch.no_grad():
-                fake = x + g(x, c_trg)
-            src, cls = d(torch.cat([x, fake]))
-            src_real, src_fake = src[: len(x)], src[len(x):]
-            d_adv = -src_real.float().mean() + src_fake.float().mean()
-            d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
-            d_gp = gradient_penalty(d_src, x, fake.float(), rng)
-            d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        with amp, torch.no_grad():
+            fake = x + g(x, c_trg)
+        d_adv, d_cls, d_gp = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
 
     # 2. Train the generators on the last batch: the edit, then the other generator undoing it.
     with amp:

@@ -48,6 +48,21 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
     return (mask[:, :, 1:, :] - mask[:, :, :-1, :]).abs().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).abs().mean()
 
 
+def critic_update(d, opt_d, x: torch.Tensor, c_org: torch.Tensor, fake: torch.Tensor, s, rng: torch.Generator, amp):
+    """One discriminator update on real `x` (labels `c_org`) and a generated `fake` (no grad): WGAN-GP (eq. 12)
+    plus the attribute loss on the real images (eq. 2), weighted by `s` (SaganParams). Returns (adv, cls, gp)."""
+    with amp:
+        src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
+        d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
+        d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
+        d_gp = gradient_penalty(lambda v: d(v)[0], x, fake.float(), rng)
+        d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return d_adv, d_cls, d_gp
+
+
 def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                     s, n_critic: int, rng: torch.Generator, autocast: torch.dtype | None = None) -> dict[str, float]:
     """One SaGAN iteration: `n_critic` discriminator updates, then one generator update.
@@ -55,23 +70,13 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable
     `draw()` returns a fresh (images, labels) batch; `s` holds the loss weights (SaganParams).
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
-    d_src = lambda x: d(x)[0]  # noqa: E731
     # 1. Train the discriminator n_critic times, each on a fresh batch.
     for _ in range(n_critic):
         x, c_org = draw()
         c_trg = 1 - c_org
-        with amp:
-            with torch.no_grad():
-                fake, _ = g(x, c_trg)
-            src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
-            src_real, src_fake = src[: len(x)], src[len(x):]
-            d_adv = -src_real.float().mean() + src_fake.float().mean()
-            d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
-            d_gp = gradient_penalty(d_src, x, fake.float(), rng)
-            d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        with amp, torch.no_grad():
+            fake, _ = g(x, c_trg)
+        d_adv, d_cls, d_gp = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
 
     # 2. Train the generator on the last batch. SAN does not see c, so one mask serves
     #    both G(I, c) and G(I, c^g); AMN runs once on the stacked batch.
