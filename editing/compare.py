@@ -122,20 +122,20 @@ def _pct(d: dict | None) -> str:
     return f"{100 * d['success_rate']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (n={d['images']})"
 
 
-def comparison_markdown(summary: dict) -> str:
-    """The comparison table of one attribute, as markdown."""
-    lines = [f"### {summary['attribute']}: {len(summary['editors'])} editors, {summary['iterations']} iterations, "
-             f"{summary['image_size']} px, {summary['test_images']} held-out test faces", "",
-             "| editor | added: success [95% CI] | removed: success [95% CI] | change outside / inside true region "
-             "| mask mass inside | mask IoU | identity: cos(orig, edit) / same / different | train s | edit img/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+COMPARISON_COLUMNS = ["editor", "added: success [95% CI]", "removed: success [95% CI]", "change outside / inside true region",
+                      "mask mass inside", "mask IoU", "identity: cos(orig, edit) / same / different", "train s", "edit img/s"]
+
+
+def comparison_rows(summary: dict) -> list[list[str]]:
+    """The comparison table of one attribute: one row of formatted cells per editor (COMPARISON_COLUMNS)."""
+    rows = []
     for r in summary["results"]:
         p, m, ident = r.get("preservation", {}), r.get("mask"), r.get("identity")
         if "mean_abs_change_outside_region" in p:
             change = f"{p['mean_abs_change_outside_region']:.4f} / {p['mean_abs_change_inside_region']:.4f}"
         else:
             change = f"{p.get('mean_abs_change_whole_image', float('nan')):.4f} (whole image)"
-        mask = f"{m['mass_inside_region']:.2f} | {m['iou_at_threshold']:.3f}" if m else "– | –"
+        mask = [f"{m['mass_inside_region']:.2f}", f"{m['iou_at_threshold']:.3f}"] if m else ["–", "–"]
         if ident:
             same = ident["same_identity_pairs"]
             ident_s = (f"{ident['original_vs_edited']:.3f} / {'n/a' if same is None else f'{same:.3f}'} / "
@@ -143,8 +143,20 @@ def comparison_markdown(summary: dict) -> str:
         else:
             ident_s = "n/a (no verifier yet)"
         secs = "n/a" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}"
-        lines.append(f"| {r['editor']} | {_pct(r['added'])} | {_pct(r['removed'])} | {change} | {mask} | {ident_s} | "
-                     f"{secs} | {r['edit_images_per_s']:.0f} |")
-    lines += ["", "Judge balanced accuracy on real test images: "
-              f"{summary['results'][0].get('judge_balanced_accuracy_on_real_test')}" if summary["results"] else ""]
+        rows.append([r["editor"], _pct(r["added"]), _pct(r["removed"]), change, *mask, ident_s, secs, f"{r['edit_images_per_s']:.0f}"])
+    return rows
+
+
+def comparison_title(summary: dict) -> str:
+    return (f"{summary['attribute']}: {len(summary['editors'])} editors, {summary['iterations']} iterations, "
+            f"{summary['image_size']} px, {summary['test_images']} held-out test faces")
+
+
+def comparison_markdown(summary: dict) -> str:
+    """The comparison table of one attribute, as markdown."""
+    lines = [f"### {comparison_title(summary)}", "", "| " + " | ".join(COMPARISON_COLUMNS) + " |",
+             "|" + "---|" * len(COMPARISON_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(summary)]
+    if summary["results"]:
+        lines += ["", f"Judge balanced accuracy on real test images: {summary['results'][0].get('judge_balanced_accuracy_on_real_test'):.3f}"]
     return "\n".join(lines) + "\n"

@@ -47,11 +47,13 @@ def collect(run_dir: Path) -> dict:
         ev = _load(d / "evaluation.json")
         meta = _load(d / "editor.json")
         editors[d.name] = {"evaluation": ev, "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id")} if meta else None}
+    comparisons = {d.name: _load(d / "compare.json") for d in sorted((run_dir / "compare").glob("*")) if (d / "compare.json").exists()}
     timings = {}
     for arm, r in results["arms"].items():
         timings[arm] = [t.get("wall_s_this_session") if t else None for t in r.get("training", [])]
     return {"run_dir": str(run_dir), "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "config": _load(run_dir / "config.json"),
             "data_summary": _load(run_dir / "data_summary.json"), "results": results, "editors": editors,
+            "comparisons": comparisons,
             "timings": {"verifier_training_seconds": timings, "stages": _load(run_dir / "timings.json")},
             "software": software_versions()}
 
@@ -173,6 +175,12 @@ def _markdown(report: dict) -> str:
                    f"change outside region {ev['preservation'].get('mean_abs_change_outside_region', float('nan')):.4f}; "
                    f"mask mass inside region {ev.get('mask', {}).get('mass_inside_region', float('nan')):.3f}; "
                    f"judge accuracy {ev['judge_balanced_accuracy_on_real_test']:.3f}")
+    if report.get("comparisons"):
+        from editing.compare import comparison_markdown
+
+        out += ["", "## Editors compared (`faceaug editors compare`)", ""]
+        for attribute, summary in report["comparisons"].items():
+            out += [comparison_markdown(summary), f"Grid: `compare/{attribute}/grid.png`.", ""]
     out += ["", "## Software", "", "```", json.dumps(report["software"], indent=2), "```", "", "## Config", "", "```json", json.dumps(report["config"], indent=2), "```", ""]
     return "\n".join(out)
 
@@ -182,6 +190,24 @@ def _rate(d: dict) -> str:
         return "n/a"
     lo, hi = d["success_ci95"]
     return f"{d['success_rate']:.1%} [{lo:.1%}, {hi:.1%}] of {d['images']}"
+
+
+def _comparisons_html(report: dict, run_dir: Path) -> str:
+    """`faceaug editors compare` results: per attribute, every editor's table row and the side-by-side grid."""
+    if not report.get("comparisons"):
+        return ""
+    from editing.compare import COMPARISON_COLUMNS, comparison_rows, comparison_title
+
+    esc = html.escape
+    parts = ["<h2>Editors compared</h2><p class='cap'>Same held-out faces, same judge, same budget; each edit next to its "
+             "|residual| (like the paper's Figs. 4-7). Success is judged toward the flipped label.</p>"]
+    for attribute, summary in report["comparisons"].items():
+        head = "".join(f"<th>{esc(c)}</th>" for c in COMPARISON_COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in comparison_rows(summary))
+        grid = run_dir / "compare" / attribute / "grid.png"
+        pic = _img(grid.read_bytes(), f"{attribute}: editors side by side") if grid.exists() else ""
+        parts.append(f"<h3>{esc(comparison_title(summary))}</h3><table><tr>{head}</tr>{body}</table>{pic}")
+    return "".join(parts)
 
 
 def _html(report: dict, figures: dict, run_dir: Path) -> str:
@@ -209,6 +235,7 @@ def _html(report: dict, figures: dict, run_dir: Path) -> str:
         editors.append(f"<h3>{esc(name)}</h3><p>{esc(stats)}</p><p class='cap'>columns: original | edited toward the flipped label | "
                        f"attention mask | |residual| | true region</p>{pic}")
     summary = "".join(f"<li>{esc(line)}</li>" for line in _summary_lines(report))
+    compared = _comparisons_html(report, run_dir)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>faceaug report</title>
 <style>
@@ -229,6 +256,7 @@ th{{background:#f3f3f3}} .gain{{color:#0a0;font-weight:600}} .loss{{color:#c00;f
 {''.join(rows)}</table>
 <h2>Editing examples and editor quality</h2>
 {''.join(editors) or '<p>No editors in this run.</p>'}
+{compared}
 <h2>Data</h2><pre>{esc(json.dumps(report['data_summary'], indent=2))}</pre>
 <h2>Timings</h2><pre>{esc(json.dumps(report['timings'], indent=2))}</pre>
 <h2>Software</h2><pre>{esc(json.dumps(report['software'], indent=2))}</pre>

@@ -111,3 +111,12 @@ def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
     md = (directory / "compare.md").read_text()
     assert all(f"| {name} |" in md for name in rows)
     assert json.loads((directory / "compare.json").read_text())["editors"] == ["identity", "sagan", "stargan"]
+
+    # the run report carries the comparison: its table rows and the grid, from compare.json
+    report = write_report(cfg.output_dir)
+    assert report["comparisons"]["eyeglasses"]["editors"] == ["identity", "sagan", "stargan"]
+    html = (cfg.output_dir / "report.html").read_text()
+    assert "Editors compared" in html and "eyeglasses: editors side by side" in html
+    for r in out["results"]:
+        assert f"<td>{r['edit_images_per_s']:.0f}</td>" in html
+    assert "compare/eyeglasses/grid.png" in (cfg.output_dir / "report.md").read_text()
