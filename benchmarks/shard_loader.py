@@ -3,11 +3,11 @@
 Measures, at 64 and 128 px:
   (a) ShardImageDataset decoded images/s through a DataLoader (batch 64) for
       num_workers in {0, 1, 2}, over a synthetic store (or --store);
-  (b) ResNet-18 training throughput (forward + backward + SGD step, batch 64,
-      channels_last, --threads torch threads), FLOPs per image (FlopCounterMode,
-      one forward+backward; counts convolutions/matmuls, not BN/ReLU), achieved GFLOP/s;
-  (c) training fed by the loader in the same process (num_workers=0), end to end;
-  (d) this machine's fp32 matmul peak (torch.mm, best of several runs).
+  (b) the verifier's real training step (benchmarks/verifier_speed.py: ResNet-18 with the stem
+      `small_input_for(size)` picks, CosFace head, SGD, channels_last; --threads torch threads):
+      images/s, FLOPs per image (convolutions/matmuls), achieved GFLOP/s;
+  (c) that step fed by the loader in the same process (num_workers=0), end to end;
+  (d) this machine's fp32 matmul peak (benchmarks/_measure.py, best of several n x n products).
 
     .venv/bin/python benchmarks/shard_loader.py --out /tmp/shard_loader.json
 """
@@ -21,13 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.loader import ShardImageDataset
-from pipeline.shards import ShardStore, make_row
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import matmul_peak  # noqa: E402
+from verifier_speed import bench_training, make_training_step  # noqa: E402
+
+from pipeline.loader import ShardImageDataset  # noqa: E402
+from pipeline.shards import ShardStore, make_row  # noqa: E402
 
 
 def synthetic_face_like(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -65,69 +70,20 @@ def loader_rate(paths: list[str], num_workers: int, batch_size: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def make_model(num_classes: int):
-    import timm
-
-    model = timm.create_model("resnet18", num_classes=num_classes, pretrained=False)
-    return model.to(memory_format=torch.channels_last).train()
-
-
-def train_step(model, opt, x, y):
-    opt.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-
-
-def flops_per_image(model, size: int, batch: int = 8) -> float:
-    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x).sum().backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch
-
-
-def train_rate(model, size: int, batch: int, steps: int, warmup: int, num_classes: int) -> float:
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
-    y = torch.randint(0, num_classes, (batch,))
-    for _ in range(warmup):
-        train_step(model, opt, x, y)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        train_step(model, opt, x, y)
-        times.append(time.perf_counter() - t0)
-    return batch / float(np.median(times))  # median step: robust to a slow first call
-
-
-def fed_train_rate(model, paths: list[str], batch: int, steps: int, num_classes: int) -> float:
+def fed_train_rate(step, paths: list[str], batch: int, steps: int, num_classes: int) -> float:
     """Training steps whose batches come from the loader in the same process (num_workers=0)."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     ds = ShardImageDataset(paths, flip=True, seed=1)
     it = iter(DataLoader(ds, batch_size=batch, num_workers=0, drop_last=True))
     for _ in range(2):  # warm-up steps
         b = next(it)
-        train_step(model, opt, b["image"].to(memory_format=torch.channels_last), b["label"] % num_classes)
+        step(b["image"].contiguous(memory_format=torch.channels_last), b["label"] % num_classes)
     t0 = time.perf_counter()
     n = 0
     for _ in range(steps):
         b = next(it)
-        train_step(model, opt, b["image"].to(memory_format=torch.channels_last), b["label"] % num_classes)
+        step(b["image"].contiguous(memory_format=torch.channels_last), b["label"] % num_classes)
         n += len(b["label"])
     return n / (time.perf_counter() - t0)
-
-
-def matmul_peak(n: int, repeats: int) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def main() -> None:
@@ -139,6 +95,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--classes", type=int, default=500)
+    ap.add_argument("--embedding-dim", type=int, default=512)
     ap.add_argument("--steps", type=int, default=6, help="timed training steps per size")
     ap.add_argument("--matmul-n", type=int, default=2048)
     ap.add_argument("--out", default="shard_loader_benchmark.json")
@@ -148,7 +105,7 @@ def main() -> None:
 
     results: dict = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
                                  "threads": args.threads, "batch": args.batch}, "sizes": {}}
-    peak = matmul_peak(args.matmul_n, repeats=5)
+    peak = matmul_peak(torch.float32, "cpu", n=args.matmul_n, repeats=5)
     results["matmul_peak_gflops"] = peak / 1e9
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,13 +126,13 @@ def main() -> None:
             r: dict = {"loader_img_s": {}}
             for w in args.workers:
                 r["loader_img_s"][str(w)] = loader_rate(paths, w, args.batch)
-            model = make_model(args.classes)
-            r["flops_per_img"] = flops_per_image(model, size)
-            r["train_img_s"] = train_rate(model, size, args.batch, args.steps, 3, args.classes)
-            r["achieved_gflops"] = r["train_img_s"] * r["flops_per_img"] / 1e9
+            tr = bench_training(size, args.batch, "cpu", args.steps, args.classes, args.embedding_dim)
+            r["flops_per_img"], r["train_img_s"] = tr["flops_per_image"], tr["images_per_s"]
+            r["achieved_gflops"] = tr["achieved_flops"] / 1e9
             r["fraction_of_matmul_peak"] = r["achieved_gflops"] * 1e9 / peak
             r["loader_train_ratio"] = {w: v / r["train_img_s"] for w, v in r["loader_img_s"].items()}
-            r["fed_train_img_s"] = fed_train_rate(model, paths, args.batch, args.steps, args.classes)
+            step = make_training_step(size, "cpu", args.classes, args.embedding_dim)
+            r["fed_train_img_s"] = fed_train_rate(step, paths, args.batch, args.steps, args.classes)
             results["sizes"][str(size)] = r
             print(f"measured {size}px", flush=True)
 
@@ -192,7 +149,7 @@ def main() -> None:
                     f"{r['fraction_of_matmul_peak']:.0%}", f"{r['fed_train_img_s']:.1f}"]
                  + [f"{r['loader_train_ratio'][w]:.1f}x" for w in ws])
         print(" | ".join(cells))
-    print("ratio = loader img/s / ResNet-18 train img/s (each measured alone); "
+    print("ratio = loader img/s / verifier train img/s (each measured alone); "
           "fed = training with the loader in the same process (num_workers=0)")
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")

@@ -28,14 +28,13 @@ from recognition.heads import CosFaceHead  # noqa: E402
 from recognition.verifier import Verifier, _autocast_dtype, embed, small_input_for  # noqa: E402
 
 
-def bench_training(size: int, batch: int, device: str, repeats: int, classes: int, embedding_dim: int) -> dict:
+def make_training_step(size: int, device: str, classes: int, embedding_dim: int):
+    """The real verifier training step (Verifier + CosFace + SGD/nesterov, channels_last, bf16 autocast on CUDA) as step(x, y)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     model = Verifier("resnet18", embedding_dim, small_input_for(size)).to(dev, memory_format=torch.channels_last).train()
     head = CosFaceHead(embedding_dim, classes).to(dev)
     opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    x = (torch.rand(batch, 3, size, size) * 2 - 1).to(dev).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(classes, (batch,), device=dev)
     autocast = _autocast_dtype(dev)
 
     def step(x, y):
@@ -45,6 +44,15 @@ def bench_training(size: int, batch: int, device: str, repeats: int, classes: in
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    return step
+
+
+def bench_training(size: int, batch: int, device: str, repeats: int, classes: int, embedding_dim: int) -> dict:
+    dev = torch.device(device)
+    step = make_training_step(size, device, classes, embedding_dim)
+    x = (torch.rand(batch, 3, size, size) * 2 - 1).to(dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(classes, (batch,), device=dev)
 
     with FlopCounter() as counter:  # per-image FLOPs do not depend on the batch: count a small one
         step(x[:4], y[:4])
