@@ -93,6 +93,15 @@ class GanEditor(Editor):
             raise FileNotFoundError(f"{path}: no trained {cls.title} here (train it with `faceaug editors train`)")
         return torch.load(path, map_location="cpu", weights_only=True), file_digest(path)
 
+    @classmethod
+    def load_network(cls, directory: str | Path, network_class: type[torch.nn.Module], key: str,
+                     device: str | torch.device = "cpu", precision: str = "auto"):
+        """The editor of a trainer that saved one network (`state[key]`, built as network_class(**state["arch"]))."""
+        state, checkpoint_id = cls.read_weights(directory)
+        network = network_class(**state["arch"])
+        network.load_state_dict(state[key])
+        return cls(network, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
+
     def batch(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The images on the device in the network's dtype and format; one target per image or an error."""
         if images.shape[0] != target.shape[0]:

@@ -52,7 +52,7 @@ from torch import nn
 from editing._gan import GanEditor, GanTrainer, amp as _amp
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import critic_update, total_variation
+from editing.sagan import critic_steps, total_variation
 from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
@@ -105,12 +105,7 @@ def attentiongan_iteration(g: AttentionGenerator, d: Discriminator, opt_g, opt_d
     """`n_critic` critic updates, then one generator update; `s` = SaganParams, `p` = AttentionGanParams."""
     amp = _amp(autocast, next(g.parameters()).device.type)
     # 1. Train the critic n_critic times, each on a fresh batch (as SaGAN).
-    for _ in range(n_critic):
-        x, c_org = draw()
-        c_trg = 1 - c_org
-        with amp, torch.no_grad():
-            fake, _ = g(x, c_trg)
-        d_adv, d_cls, d_gp = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
+    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(lambda x, c: g(x, c)[0], d, opt_d, draw, s, n_critic, rng, amp)
 
     # 2. Train the generator on the last batch: the edit and the identity pass share one forward.
     with amp:
@@ -147,10 +142,7 @@ class AttentionGanEditor(GanEditor):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "AttentionGanEditor":
-        state, checkpoint_id = cls.read_weights(directory)
-        g = AttentionGenerator(**state["arch"])
-        g.load_state_dict(state["generator"])
-        return cls(g, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
+        return cls.load_network(directory, AttentionGenerator, "generator", device, precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:

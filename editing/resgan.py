@@ -48,7 +48,7 @@ from torch import nn
 from editing._gan import GanEditor, GanTrainer, amp as _amp
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import critic_update
+from editing.sagan import critic_steps
 from editing.sagan_nets import Discriminator, EncoderDecoder
 
 
@@ -102,12 +102,7 @@ def resgan_iteration(g: ResidualPair, d: Discriminator, opt_g, opt_d, draw: Call
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
     # 1. Train the discriminator n_critic times, each on a fresh batch (as SaGAN).
-    for _ in range(n_critic):
-        x, c_org = draw()
-        c_trg = 1 - c_org
-        with amp, torch.no_grad():
-            fake = x + g(x, c_trg)
-        d_adv, d_cls, d_gp = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
+    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(lambda x, c: x + g(x, c), d, opt_d, draw, s, n_critic, rng, amp)
 
     # 2. Train the generators on the last batch: the edit, then the other generator undoing it.
     with amp:
@@ -140,10 +135,7 @@ class ResganEditor(GanEditor):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "ResganEditor":
-        state, checkpoint_id = cls.read_weights(directory)
-        g = ResidualPair(**state["arch"])
-        g.load_state_dict(state["generators"])
-        return cls(g, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
+        return cls.load_network(directory, ResidualPair, "generators", device, precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:

@@ -63,6 +63,29 @@ def critic_update(d, opt_d, x: torch.Tensor, c_org: torch.Tensor, fake: torch.Te
     return d_adv, d_cls, d_gp
 
 
+def critic_steps(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], d: Discriminator, opt_d,
+                 draw: Callable[[], tuple[torch.Tensor, torch.Tensor]], s, n_critic: int, rng: torch.Generator, amp):
+    """`n_critic` critic updates, each on a fresh batch edited toward its flipped label by `edit(x, c_trg)`
+    (no generator gradients). Returns the last batch (x, c_org, c_trg), on which the generator then
+    trains, and its losses (d_adv, d_cls, d_gp)."""
+    for _ in range(n_critic):
+        x, c_org = draw()
+        c_trg = 1 - c_org
+        with amp, torch.no_grad():
+            fake = edit(x, c_trg)
+        losses = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
+    return (x, c_org, c_trg), losses
+
+
+def with_mask_penalty(g_loss: torch.Tensor, s, mask: torch.Tensor) -> torch.Tensor:
+    """`g_loss` plus the optional mask regularisers (not in the paper; off unless mask_l1 / mask_tv > 0)."""
+    if s.mask_l1:
+        g_loss = g_loss + s.mask_l1 * mask.float().mean()
+    if s.mask_tv:
+        g_loss = g_loss + s.mask_tv * total_variation(mask.float())
+    return g_loss
+
+
 def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                     s, n_critic: int, rng: torch.Generator, autocast: torch.dtype | None = None) -> dict[str, float]:
     """One SaGAN iteration: `n_critic` discriminator updates, then one generator update.
@@ -71,12 +94,7 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
     # 1. Train the discriminator n_critic times, each on a fresh batch.
-    for _ in range(n_critic):
-        x, c_org = draw()
-        c_trg = 1 - c_org
-        with amp, torch.no_grad():
-            fake, _ = g(x, c_trg)
-        d_adv, d_cls, d_gp = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
+    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(lambda x, c: g(x, c)[0], d, opt_d, draw, s, n_critic, rng, amp)
 
     # 2. Train the generator on the last batch. SAN does not see c, so one mask serves
     #    both G(I, c) and G(I, c^g); AMN runs once on the stacked batch.
@@ -92,11 +110,7 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable
         g_cls = F.binary_cross_entropy_with_logits(cls_fake.float(), c_trg)
         g_dual = (x - rec.float()).abs().mean()
         g_id = (x - same.float()).abs().mean()
-        g_loss = g_adv + s.lambda_cls * g_cls + s.lambda_dual * g_dual + s.lambda_identity * g_id
-        if s.mask_l1:
-            g_loss = g_loss + s.mask_l1 * mask.float().mean()
-        if s.mask_tv:
-            g_loss = g_loss + s.mask_tv * total_variation(mask.float())
+        g_loss = with_mask_penalty(g_adv + s.lambda_cls * g_cls + s.lambda_dual * g_dual + s.lambda_identity * g_id, s, mask)
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
@@ -118,10 +132,7 @@ class SaganEditor(GanEditor):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> "SaganEditor":
-        state, checkpoint_id = cls.read_weights(directory)
-        g = cls.generator_class(**state["arch"])
-        g.load_state_dict(state["generator"])
-        return cls(g, state["attribute"], state["image_size"], checkpoint_id, torch.device(device), precision)
+        return cls.load_network(directory, cls.generator_class, "generator", device, precision)
 
     @torch.inference_mode()
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:

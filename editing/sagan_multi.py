@@ -60,7 +60,7 @@ from editing._gan import CHECKPOINT, GanEditor, GanTrainer, amp as _amp
 from editing._training import write_json_atomic
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import gradient_penalty, total_variation
+from editing.sagan import gradient_penalty, with_mask_penalty
 from editing.sagan_nets import Discriminator, EncoderDecoder, Generator
 from editing.training import ALL
 
@@ -168,11 +168,8 @@ def multi_iteration(g: MultiGenerator, d: MultiDiscriminator, opt_g, opt_d, draw
         g_keep = (F.binary_cross_entropy_with_logits(cls_fake, labels, reduction="none") * others).sum(1).mean()
         g_dual = (x - rec.float()).abs().mean()
         g_id = (x - same.float()).abs().mean()
-        g_loss = g_adv + s.lambda_cls * (g_cls + params.keep_others * g_keep) + s.lambda_dual * g_dual + s.lambda_identity * g_id
-        if s.mask_l1:
-            g_loss = g_loss + s.mask_l1 * mask.float().mean()
-        if s.mask_tv:
-            g_loss = g_loss + s.mask_tv * total_variation(mask.float())
+        g_loss = with_mask_penalty(g_adv + s.lambda_cls * (g_cls + params.keep_others * g_keep) + s.lambda_dual * g_dual
+                                   + s.lambda_identity * g_id, s, mask)
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
