@@ -45,6 +45,7 @@ def main() -> None:
       faceaug editors list         the registered face editors (built-in and plugins)
       faceaug editors train ...    train one editor per attribute on the originals shards
       faceaug editors evaluate ... score editors: attribute success, preservation, mask quality
+      faceaug editors probe ...    why a SaGAN edit fails: its AMN output through other masks, judge vs. D
       faceaug augment ...          edit every train image: original + added + removed, into shards
       faceaug verifier train ...   train the ResNet-18 verifier for every arm and seed
       faceaug evaluate ...         CelebA test identities + LFW 10-fold, intervals, paired differences
@@ -239,6 +240,28 @@ def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
             _fail(exc)
         click.echo(json.dumps(result, indent=2))
+
+
+@editors.command("probe")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--attribute", "attributes", multiple=True, help="attribute(s) to probe (default: the config's editor.attributes)")
+@click.option("--editor-dir", default=None, type=click.Path(), help="a trained SaGAN's directory (default: the run's)")
+def editors_probe(profile, overrides, attributes, editor_dir):
+    """Take a trained SaGAN apart on held-out faces: its AMN output blended through its own mask, the mask
+    at full strength, the true region and no mask, judged by the independent judge and by SaGAN's own
+    discriminator; writes probe.json, probe.md, probe.png beside the editor."""
+    from editing.sagan_probe import probe_stage, probe_table
+
+    cfg = _config(profile, overrides)
+    for attribute in attributes or cfg.editor.attributes:
+        try:
+            result = probe_stage(cfg, attribute, editor_directory=editor_dir, progress=click.echo)
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            _fail(exc)
+        click.echo(f"\n{attribute} (iteration {result['iteration']}; discriminator balanced accuracy on real test "
+                   f"{result['discriminator_balanced_accuracy_on_real_test']:.3f}, judge "
+                   f"{result['judge_balanced_accuracy_on_real_test']:.3f})\n{probe_table(result)}")
 
 
 @editors.command("compare")

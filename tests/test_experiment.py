@@ -120,3 +120,20 @@ def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
     for r in out["results"]:
         assert f"<td>{r['edit_images_per_s']:.0f}</td>" in html
     assert "compare/eyeglasses/grid.png" in (cfg.output_dir / "report.md").read_text()
+
+
+def test_editors_probe_cli_writes_its_files_beside_the_editor(tiny_run):
+    from click.testing import CliRunner
+
+    from editing.training import editor_dir
+    from pipeline.cli import main
+
+    cfg, _ = tiny_run
+    result = CliRunner().invoke(main, ["editors", "probe", "--profile", "tiny", "--set", f"output_dir={cfg.output_dir}",
+                                       "--attribute", "eyeglasses"])
+    assert result.exit_code == 0, result.output
+    assert "| true region |" in result.output and "discriminator balanced accuracy" in result.output
+    directory = editor_dir(cfg, "eyeglasses")
+    probe = json.loads((directory / "probe.json").read_text())
+    assert probe["attribute"] == "eyeglasses" and set(probe["variants"]) >= {"own mask", "true region", "no edit"}
+    assert (directory / "probe.png").exists() and (directory / "probe.md").read_text().startswith("| blend |")
