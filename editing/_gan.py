@@ -30,6 +30,10 @@ from editing.base import Editor, Trainer, file_digest
 CHECKPOINT = "checkpoint.pt"  # full training state, for resume
 WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
 
+# SaganParams fields added after runs had been keyed without them: at their default they are left out
+# of the training key, so existing checkpoints stay valid; set to anything else they are keyed.
+KEYED_WHEN_SET = {"cls_on_edits": 0.0}
+
 Draw = Callable[[], "tuple[torch.Tensor, torch.Tensor]"]
 
 
@@ -40,6 +44,9 @@ def training_key(cfg, image_size: int, editor: str, multi_attribute: bool = Fals
     key = {"image_size": image_size, **{k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in skip}}
     if editor != "sagan":  # SaGAN keys predate the field; keeping them lets old runs resume
         key["editor"] = editor
+    for field, default in KEYED_WHEN_SET.items():  # options added later enter the key only when used
+        if key.get("sagan", {}).get(field) == default:
+            del key["sagan"][field]
     return key
 
 

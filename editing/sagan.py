@@ -14,6 +14,10 @@ Adam(2e-4, β = (0.5, 0.999)), batch 16, three D updates per G update.
 Deviations from the paper, all optional and off in the `paper` profile:
   * `mask_l1` / `mask_tv`: L1 and total-variation penalties on the attention mask
     (the paper has none; AttentionGAN uses TV) against masks saturating or collapsing.
+  * `cls_on_edits`: D's attribute head also learns, on the edited images, their source's label
+    (eq. 2 applied to Î with c^g). The paper trains that head on real images only, and then the
+    generator can satisfy eq. 9 with a faint change that only this discriminator reads as the
+    attribute (measured: `faceaug editors probe`, docs/editors.md).
   * `balance_attribute`: draw half of each batch from images with the attribute
     (CelebA has glasses on 6.5% of images, so uniform batches rarely practise removal).
   * The attribute head outputs a logit and the sigmoid sits in the loss.
@@ -49,14 +53,17 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
 
 
 def critic_update(d, opt_d, x: torch.Tensor, c_org: torch.Tensor, fake: torch.Tensor, s, rng: torch.Generator, amp):
-    """One discriminator update on real `x` (labels `c_org`) and a generated `fake` (no grad): WGAN-GP (eq. 12)
-    plus the attribute loss on the real images (eq. 2), weighted by `s` (SaganParams). Returns (adv, cls, gp)."""
+    """One discriminator update on real `x` (labels `c_org`) and `fake`, edited from `x` (no grad): WGAN-GP (eq. 12)
+    plus the attribute loss on the real images (eq. 2) [and on the edits toward c_org if s.cls_on_edits],
+    weighted by `s` (SaganParams). Returns (adv, cls, gp)."""
     with amp:
         src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
         d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
         d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
         d_gp = gradient_penalty(lambda v: d(v)[0], x, fake.float(), rng)
         d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
+        if s.cls_on_edits:  # not in the paper: an edit keeps its source's label for D's attribute head
+            d_loss = d_loss + s.lambda_cls * s.cls_on_edits * F.binary_cross_entropy_with_logits(cls[len(x):].float(), c_org)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()

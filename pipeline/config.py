@@ -80,6 +80,9 @@ class SaganParams(_Frozen):
     lambda_identity: float = Field(100.0, ge=0, description="λ2, identity reconstruction")
     mask_l1: float = Field(0.0, ge=0, description="L1 penalty on the attention mask; not in the paper")
     mask_tv: float = Field(0.0, ge=0, description="total-variation penalty on the mask; not in the paper")
+    cls_on_edits: float = Field(0.0, ge=0, description="not in the paper: D's attribute head also learns that an edited image still has "
+                                "its source's attribute (weight, relative to lambda_cls), so a faint edit that only D reads as the "
+                                "attribute stops satisfying the generator")
     identity_trains_mask: bool = Field(True, description="paper: True. False detaches the mask in the identity loss, so that "
                                        "loss trains the AMN to reproduce the input instead of shutting the mask (a fix for mask collapse)")
 

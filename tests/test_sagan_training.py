@@ -51,3 +51,36 @@ def test_trained_editor_loads_and_edits(tmp_path):
     log = []
     _trainer(tmp_path, "e", 2).fit([store.root], progress=log.append)
     assert any("already trained" in line for line in log)
+
+
+def test_cls_on_edits_is_keyed_only_when_used(tmp_path):
+    """An option added after runs were keyed: at its default the key is what it was, so old checkpoints resume."""
+    from editing._gan import training_key
+
+    assert "cls_on_edits" not in training_key(load_config("tiny").editor, 32, "sagan")["sagan"]
+    assert training_key(load_config("tiny", ["editor.sagan.cls_on_edits=1"]).editor, 32, "sagan")["sagan"]["cls_on_edits"] == 1.0
+
+
+def test_cls_on_edits_teaches_the_attribute_head_that_edits_keep_their_source_label():
+    import torch.nn.functional as F
+
+    from editing.sagan import critic_update
+    from editing.sagan_nets import Discriminator, init_weights
+
+    def train(option: float) -> float:
+        torch.manual_seed(0)
+        d = Discriminator(32, 8, 3)
+        d.apply(init_weights)
+        opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999))
+        s = load_config("tiny", [f"editor.sagan.cls_on_edits={option}"]).editor.sagan
+        gen = torch.Generator().manual_seed(0)
+        x, fake = torch.rand(8, 3, 32, 32, generator=gen) * 2 - 1, torch.rand(8, 3, 32, 32, generator=gen) * 2 - 1
+        c_org = torch.tensor([0.0, 1.0] * 4)
+        for _ in range(60):
+            critic_update(d, opt, x, c_org, fake, s, gen, torch.autocast("cpu", enabled=False))
+        with torch.no_grad():
+            return F.binary_cross_entropy_with_logits(d(fake)[1], c_org).item()
+
+    # Paper (off): the head never sees the edits' labels; with the option it learns them.
+    off, on = train(0.0), train(1.0)
+    assert off > 0.6 and on < 0.6 * off
