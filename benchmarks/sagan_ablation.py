@@ -24,13 +24,12 @@ import shlex
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from editing._training import load_originals
-from editing.evaluate import evaluate_editor, get_judge
+from editing.evaluate import evaluate_editor, format_success, get_judge, held_out
 from editing.registry import get_plugin
 from editing.sagan_probe import probe_sagan
-from editing.training import editor_dir, originals_dir
+from editing.training import editor_dir
 from pipeline.config import load_config
-from recognition.stages import _in_worker
+from recognition.stages import in_worker
 
 DEFAULT_VARIANTS = (
     "base",
@@ -46,13 +45,6 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     if bad or "/" in name:
         raise SystemExit(f"--variant {text!r}: expected 'NAME key=value ...'")
     return name, overrides
-
-
-def pct(r: dict) -> str:
-    if r["success_rate"] is None:
-        return "–"
-    lo, hi = r["success_ci95"]
-    return f"{100 * r['success_rate']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (n={r['images']})"
 
 
 def main() -> None:
@@ -76,12 +68,12 @@ def main() -> None:
                                                    f"editor.attributes=[{args.attribute}]", "editor.threads=1"])
 
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_in_worker, "editor", cfg.model_dump_json(), args.attribute, "sagan") for name, cfg in configs.items()}
+        futures = {name: pool.submit(in_worker, "editor", cfg.model_dump_json(), args.attribute, "sagan") for name, cfg in configs.items()}
         for name, fut in futures.items():
             print(f"{name}: trained in {fut.result()}", flush=True)
 
     judge = get_judge(base)
-    test = load_originals([originals_dir(base)], "test", limit=base.evaluation.max_eval_images)
+    test = held_out(base)
     rows, lines = {}, [
         f"SaGAN ablation, {args.attribute}, {args.iterations} iterations, profile {args.profile}, {len(test.images)} held-out test faces; "
         f"judge balanced accuracy on real test images {judge.test_accuracy.get(args.attribute):.3f}", "",
@@ -98,7 +90,7 @@ def main() -> None:
         rows[name] = {"overrides": overrides, "evaluation": ev, "probe": probe}
         tr, own = probe["variants"]["true region"]["judge"], probe["variants"]["own mask"]["discriminator"]
         lines.append(
-            f"| {name} | {' '.join(overrides) or '(profile)'} | {pct(ev['added'])} | {pct(ev['removed'])} "
+            f"| {name} | {' '.join(overrides) or '(profile)'} | {format_success(ev['added'])} | {format_success(ev['removed'])} "
             f"| {ev['preservation']['mean_abs_change_outside_region']:.4f} / {ev['preservation']['mean_abs_change_inside_region']:.3f} "
             f"| {ev['mask']['mass_inside_region']:.3f} | {ev['mask']['iou_at_threshold']:.3f} | {ev['mask']['mean_inside']:.3f} "
             f"| {100 * tr['added']['success_rate']:.0f}% / {100 * (tr['removed']['success_rate'] or 0):.0f}% "

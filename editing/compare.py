@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from editing._training import Originals, load_originals, sample_grid, to_float, write_json_atomic
-from editing.evaluate import evaluate_editor, get_judge, verifier_embedding
+from editing._training import Originals, sample_grid, to_float, write_json_atomic
+from editing.evaluate import evaluate_editor, format_success, get_judge, held_out, verifier_embedding
 from editing.registry import get_plugin
-from editing.training import ALL, editor_dir, originals_dir, train_editor
+from editing.training import ALL, editor_dir, train_editor
 from pipeline.config import RunConfig
 
 
@@ -78,7 +78,7 @@ def compare_editors(cfg: RunConfig, names: list[str], attributes: list[str] | No
     """Train (unless `train` is False) and score every editor in `names` for each attribute; write the comparison."""
     attributes = list(attributes or cfg.editor.attributes)
     judge = get_judge(cfg, progress)
-    test = load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
+    test = held_out(cfg)
     embed = verifier_embedding(cfg, device)
     everything = {}
     for attribute in attributes:
@@ -115,13 +115,6 @@ def compare_editors(cfg: RunConfig, names: list[str], attributes: list[str] | No
     return everything
 
 
-def _pct(d: dict | None) -> str:
-    if not d or d.get("success_rate") is None:
-        return "n/a"
-    lo, hi = d["success_ci95"]
-    return f"{100 * d['success_rate']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (n={d['images']})"
-
-
 COMPARISON_COLUMNS = ["editor", "added: success [95% CI]", "removed: success [95% CI]", "change outside / inside true region",
                       "mask mass inside", "mask IoU", "identity: cos(orig, edit) / same / different", "train s", "edit img/s"]
 
@@ -143,7 +136,7 @@ def comparison_rows(summary: dict) -> list[list[str]]:
         else:
             ident_s = "n/a (no verifier yet)"
         secs = "n/a" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}"
-        rows.append([r["editor"], _pct(r["added"]), _pct(r["removed"]), change, *mask, ident_s, secs, f"{r['edit_images_per_s']:.0f}"])
+        rows.append([r["editor"], format_success(r["added"]), format_success(r["removed"]), change, *mask, ident_s, secs, f"{r['edit_images_per_s']:.0f}"])
     return rows
 
 

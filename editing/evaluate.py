@@ -39,6 +39,26 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def success_by_direction(p: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Success toward the flipped label from attribute probabilities `p`: images without the attribute
+    ("added": p > 0.5 wanted) and with it ("removed": p <= 0.5 wanted), each with a 95% Wilson interval."""
+    out = {}
+    for direction, chosen, want in (("added", labels < 0.5, True), ("removed", labels > 0.5, False)):
+        k = int(chosen.sum())
+        hits = int(((p[chosen] > 0.5) == want).sum())
+        out[direction] = {"images": k, "success_rate": hits / k if k else None,
+                          "success_ci95": wilson_interval(hits, k) if k else None}
+    return out
+
+
+def format_success(d: dict | None) -> str:
+    """'85.6% [83, 88] (n=842)' for one direction of `success_by_direction`; 'n/a' without images."""
+    if not d or d.get("success_rate") is None:
+        return "n/a"
+    lo, hi = d["success_ci95"]
+    return f"{100 * d['success_rate']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (n={d['images']})"
+
+
 def region_masks(regions: torch.Tensor, attribute: str) -> torch.Tensor:
     """N x H x W bitmasks -> N x 1 x H x W bool for one attribute."""
     bit = list(EDITED_ATTRIBUTES).index(attribute)
@@ -73,17 +93,9 @@ def evaluate_editor(
     p_original = torch.cat([judge.predict(original[i : i + 256], attribute) for i in range(0, n, 256)])
     out: dict = {"attribute": attribute, "editor": editor.name, "checkpoint_id": editor.checkpoint_id, "images": n,
                  "judge_balanced_accuracy_on_real_test": judge.test_accuracy.get(attribute)}
-    for direction, chosen in (("added", labels < 0.5), ("removed", labels > 0.5)):
-        k = int(chosen.sum())
-        want = 1.0 if direction == "added" else 0.0
-        hits = int(((p_edited[chosen] > 0.5).float() == want).sum())
-        before = int(((p_original[chosen] > 0.5).float() == want).sum())
-        out[direction] = {
-            "images": k,
-            "success_rate": hits / k if k else None,
-            "success_ci95": wilson_interval(hits, k) if k else None,
-            "judge_says_target_before_edit": before / k if k else None,
-        }
+    before = success_by_direction(p_original, labels)
+    for direction, rates in success_by_direction(p_edited, labels).items():
+        out[direction] = rates | {"judge_says_target_before_edit": before[direction]["success_rate"]}
 
     change = (edited - original).abs().mean(dim=1, keepdim=True)  # N x 1 x H x W
     if test.regions is not None:
@@ -152,6 +164,14 @@ def judge_path(run_dir: Path) -> Path:
     return Path(run_dir) / "judge" / "attribute_classifier.pt"
 
 
+def held_out(cfg) -> Originals:
+    """The run's held-out test originals that editors are scored on (at most evaluation.max_eval_images)."""
+    from editing._training import load_originals
+    from editing.training import originals_dir
+
+    return load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
+
+
 def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
     """The run's independent attribute classifier: trained once on the train originals, then reused."""
     from editing._training import load_originals
@@ -186,15 +206,14 @@ def verifier_embedding(cfg, device: str = "cpu") -> Callable[[torch.Tensor], tor
 def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, editor_directory: str | Path | None = None,
                    device: str = "cpu", progress: Callable[[str], None] = print) -> dict:
     """Score the run's trained editor for `attribute` on the held-out test originals; writes JSON + grid beside it."""
-    from editing._training import load_originals
     from editing.registry import get_plugin
-    from editing.training import editor_dir, originals_dir
+    from editing.training import editor_dir
 
     name = editor_name or cfg.editor.name
     directory = Path(editor_directory) if editor_directory else editor_dir(cfg, attribute, name)
     editor = get_plugin(name).editor.load(directory, device=device)
     judge = get_judge(cfg, progress)
-    test = load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
+    test = held_out(cfg)
     progress(f"evaluating {name}/{attribute} on {len(test.images)} held-out test images")
     result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold,
                              embed=verifier_embedding(cfg, device))

@@ -26,9 +26,11 @@ from typing import Callable
 
 import torch
 
+import numpy as np
+
 from editing._gan import CHECKPOINT
 from editing._training import Originals, sample_grid, to_float, write_json_atomic
-from editing.evaluate import region_masks, wilson_interval
+from editing.evaluate import region_masks, success_by_direction
 from editing.judge import AttributeJudge
 from editing.sagan_nets import Discriminator, Generator
 
@@ -49,17 +51,6 @@ def load_sagan_checkpoint(directory: str | Path) -> tuple[Generator, Discriminat
     d = Discriminator(state["image_size"], s["d_conv_dim"], s["d_layers"])
     d.load_state_dict(state["discriminator"])
     return g.eval(), d.eval(), state
-
-
-def _rates(p: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Success toward the flipped label, per direction, from attribute probabilities `p`."""
-    out = {}
-    for direction, chosen, want in (("added", labels < 0.5, True), ("removed", labels > 0.5, False)):
-        k = int(chosen.sum())
-        hits = int(((p[chosen] > 0.5) == want).sum())
-        out[direction] = {"images": k, "success_rate": hits / k if k else None,
-                          "success_ci95": wilson_interval(hits, k) if k else None}
-    return out
 
 
 @torch.inference_mode()
@@ -101,7 +92,8 @@ def probe_sagan(directory: str | Path, attribute: str, test: Originals, judge: A
     original = edited["no edit"]
     table = {}
     for v in VARIANTS:
-        table[v] = {"judge": _rates(judge_p(edited[v]), labels), "discriminator": _rates(critic_p(edited[v]), labels),
+        table[v] = {"judge": success_by_direction(judge_p(edited[v]), labels),
+                    "discriminator": success_by_direction(critic_p(edited[v]), labels),
                     "mean_abs_change_outside_region": ((edited[v] - original).abs().mean(1, keepdim=True) * (1 - region)).sum().item()
                     / max((1 - region).sum().item(), 1)}
     # The discriminator's attribute head on real test faces, as a classifier (the judge's figure sits beside it).
@@ -116,7 +108,7 @@ def probe_sagan(directory: str | Path, attribute: str, test: Originals, judge: A
         "judge_balanced_accuracy_on_real_test": judge.test_accuracy.get(attribute),
         "mask_inside_region": {
             "mean": inside.sum().item() / max(region.sum().item(), 1),
-            "p90": torch.quantile(mask[region.bool()].flatten()[:1_000_000], 0.9).item() if region.any() else None,
+            "p90": float(np.quantile(mask[region.bool()].numpy(), 0.9)) if region.any() else None,
             "per_image_max_mean": mask.flatten(1).amax(1).mean().item(),
         },
         "variants": table,
@@ -144,13 +136,12 @@ def probe_table(result: dict) -> str:
 def probe_stage(cfg, attribute: str, *, editor_directory: str | Path | None = None,
                 progress: Callable[[str], None] = print) -> dict:
     """Probe the run's trained SaGAN for `attribute`; writes probe.json, probe.md and probe.png beside it."""
-    from editing._training import load_originals
-    from editing.evaluate import get_judge
-    from editing.training import editor_dir, originals_dir
+    from editing.evaluate import get_judge, held_out
+    from editing.training import editor_dir
 
     directory = Path(editor_directory) if editor_directory else editor_dir(cfg, attribute, "sagan")
     judge = get_judge(cfg, progress)
-    test = load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
+    test = held_out(cfg)
     progress(f"probing sagan/{attribute} on {len(test.images)} held-out test images")
     result, rows = probe_sagan(directory, attribute, test, judge)
     write_json_atomic(result, directory / "probe.json")

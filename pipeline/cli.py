@@ -30,6 +30,15 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
+def _run(stage, *args, **kwargs):
+    """Call a stage; the errors stages raise for bad input or missing work end the command with their
+    message (exit status 2) instead of a traceback."""
+    try:
+        return stage(*args, **kwargs)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        _fail(exc)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """faceaug: does GAN face-attribute editing make a face verifier more robust?
@@ -216,10 +225,7 @@ def editors_train(profile, overrides, editor, attributes, device):
     extra = list(overrides) + ([f"editor.name={editor}"] if editor else [])
     cfg = _config(profile, tuple(extra))
     for attribute in attributes or training_units(cfg):  # a multi-attribute editor trains once, as 'all'
-        try:
-            out = train_editor(cfg, attribute, device=device, progress=click.echo)
-        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-            _fail(exc)
+        out = _run(train_editor, cfg, attribute, device=device, progress=click.echo)
         click.echo(f"{attribute}: {out}")
 
 
@@ -235,10 +241,7 @@ def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
 
     cfg = _config(profile, overrides)
     for attribute in attributes or cfg.editor.attributes:
-        try:
-            result = evaluate_stage(cfg, attribute, editor_name=editor, editor_directory=editor_dir, progress=click.echo)
-        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-            _fail(exc)
+        result = _run(evaluate_stage, cfg, attribute, editor_name=editor, editor_directory=editor_dir, progress=click.echo)
         click.echo(json.dumps(result, indent=2))
 
 
@@ -255,10 +258,7 @@ def editors_probe(profile, overrides, attributes, editor_dir):
 
     cfg = _config(profile, overrides)
     for attribute in attributes or cfg.editor.attributes:
-        try:
-            result = probe_stage(cfg, attribute, editor_directory=editor_dir, progress=click.echo)
-        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-            _fail(exc)
+        result = _run(probe_stage, cfg, attribute, editor_directory=editor_dir, progress=click.echo)
         click.echo(f"\n{attribute} (iteration {result['iteration']}; discriminator balanced accuracy on real test "
                    f"{result['discriminator_balanced_accuracy_on_real_test']:.3f}, judge "
                    f"{result['judge_balanced_accuracy_on_real_test']:.3f})\n{probe_table(result)}")
@@ -278,11 +278,8 @@ def editors_compare(profile, overrides, names, attributes, no_train, device):
     from editing.registry import available
 
     cfg = _config(profile, overrides)
-    try:
-        results = compare_editors(cfg, list(names or available()), list(attributes) or None, train=not no_train,
-                                  device=device, progress=click.echo)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        _fail(exc)
+    results = _run(compare_editors, cfg, list(names or available()), list(attributes) or None, train=not no_train,
+                   device=device, progress=click.echo)
     for attribute in results:
         click.echo((Path(cfg.output_dir) / "compare" / attribute / "compare.md").read_text())
 
@@ -302,10 +299,7 @@ def augment(profile, overrides, attributes, device):
 
     cfg = _config(profile, overrides)
     for attribute in attributes or cfg.editor.attributes:
-        try:
-            summary = augment_stage(cfg, attribute, device=device, progress=click.echo)
-        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-            _fail(exc)
+        summary = _run(augment_stage, cfg, attribute, device=device, progress=click.echo)
         click.echo(json.dumps(summary, indent=2))
 
 
@@ -328,10 +322,7 @@ def verifier_train(profile, overrides, arms, seeds, device):
     cfg = _config(profile, overrides)
     for arm in arms or cfg.verifier.arms:
         for seed in seeds or cfg.verifier.seeds:
-            try:
-                out = train_arm(cfg, arm, seed, device=device, progress=click.echo)
-            except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-                _fail(exc)
+            out = _run(train_arm, cfg, arm, seed, device=device, progress=click.echo)
             click.echo(f"{arm}/seed-{seed}: {out}")
 
 
@@ -344,10 +335,7 @@ def evaluate(profile, overrides, device):
     from recognition.experiment import evaluate_run
 
     cfg = _config(profile, overrides)
-    try:
-        results = evaluate_run(cfg, device=device, progress=click.echo)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        _fail(exc)
+    results = _run(evaluate_run, cfg, device=device, progress=click.echo)
     for arm, r in results["arms"].items():
         c, l = r["celeba"]["metrics"]["auc"], r["lfw"]["metrics"]["auc"]
         click.echo(f"{arm:28s} CelebA AUC {c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]  "
@@ -383,10 +371,7 @@ def run(profile, overrides):
     from recognition.stages import run_all
 
     cfg = _config(profile, overrides)
-    try:
-        out = run_all(cfg, progress=click.echo)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        _fail(exc)
+    out = _run(run_all, cfg, progress=click.echo)
     click.echo(json.dumps(out["timings"], indent=2))
     click.echo(f"report: {out['report']}")
 

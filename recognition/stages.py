@@ -22,7 +22,7 @@ from typing import Callable
 from pipeline.config import RunConfig
 
 
-def _in_worker(fn_name: str, cfg_json: str, *args):
+def in_worker(fn_name: str, cfg_json: str, *args):
     """Run one stage function in a fresh process with one torch thread."""
     import torch
 
@@ -48,18 +48,18 @@ def isolated(job: tuple, cfg: RunConfig):
     Inside a daemonic worker process (a Dask worker: already a process of its own, and not
     allowed children) the job runs in that process instead."""
     if mp.current_process().daemon:
-        return _in_worker(job[0], cfg.model_dump_json(), *job[1:])
+        return in_worker(job[0], cfg.model_dump_json(), *job[1:])
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_in_worker, job[0], cfg.model_dump_json(), *job[1:]).result()
+        return pool.submit(in_worker, job[0], cfg.model_dump_json(), *job[1:]).result()
 
 
 def parallel(jobs: list[tuple], cfg: RunConfig, workers: int) -> list:
     """Run (fn_name, *args) jobs in `workers` spawned processes; errors name the job."""
     cfg_json = cfg.model_dump_json()
     if workers <= 1 or len(jobs) <= 1:
-        return [_in_worker(job[0], cfg_json, *job[1:]) for job in jobs]
+        return [in_worker(job[0], cfg_json, *job[1:]) for job in jobs]
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [(job, pool.submit(_in_worker, job[0], cfg_json, *job[1:])) for job in jobs]
+        futures = [(job, pool.submit(in_worker, job[0], cfg_json, *job[1:])) for job in jobs]
         out = []
         for job, fut in futures:
             try:
