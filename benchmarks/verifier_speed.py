@@ -25,17 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import FlopCounter, machine, matmul_peak, median_seconds  # noqa: E402
 
 from recognition.heads import CosFaceHead  # noqa: E402
-from recognition.verifier import Verifier, _autocast_dtype, embed, small_input_for  # noqa: E402
+from editing._training import autocast_dtype  # noqa: E402
+from recognition.verifier import Verifier, embed, small_input_for  # noqa: E402
 
 
-def make_training_step(size: int, device: str, classes: int, embedding_dim: int):
-    """The real verifier training step (Verifier + CosFace + SGD/nesterov, channels_last, bf16 autocast on CUDA) as step(x, y)."""
+def make_training_step(size: int, device: str, classes: int, embedding_dim: int, precision: str = "auto"):
+    """The real verifier training step (Verifier + CosFace + SGD/nesterov, channels_last, autocast as
+    verifier.precision sets it) as step(x, y)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     model = Verifier("resnet18", embedding_dim, small_input_for(size)).to(dev, memory_format=torch.channels_last).train()
     head = CosFaceHead(embedding_dim, classes).to(dev)
     opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    autocast = _autocast_dtype(dev)
+    autocast = autocast_dtype(precision, dev)
 
     def step(x, y):
         with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
@@ -48,9 +50,10 @@ def make_training_step(size: int, device: str, classes: int, embedding_dim: int)
     return step
 
 
-def bench_training(size: int, batch: int, device: str, repeats: int, classes: int, embedding_dim: int) -> dict:
+def bench_training(size: int, batch: int, device: str, repeats: int, classes: int, embedding_dim: int,
+                   precision: str = "auto") -> dict:
     dev = torch.device(device)
-    step = make_training_step(size, device, classes, embedding_dim)
+    step = make_training_step(size, device, classes, embedding_dim, precision)
     x = (torch.rand(batch, 3, size, size) * 2 - 1).to(dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(classes, (batch,), device=dev)
 
@@ -87,6 +90,8 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=1000, help="identities in the CosFace head")
     ap.add_argument("--embedding-dim", type=int, default=512)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="training autocast, as verifier.precision (embedding always runs as `embed` does)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -94,17 +99,25 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = args.device
     peak = matmul_peak(torch.float32, dev)
-    result = {**machine(dev), "precision": "bf16 autocast" if dev == "cuda" else "fp32", "matmul_peak_fp32_flops": peak, "runs": []}
-    print(f"device {result['device']}, {result['threads']} threads, {result['precision']}; "
-          f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    train_dtype = autocast_dtype(args.precision, torch.device(dev))
+    embed_dtype = autocast_dtype("auto", torch.device(dev))
+    # Each rate is divided by the matmul peak of the dtype its convolutions run in.
+    peaks = {None: peak, torch.bfloat16: matmul_peak(torch.bfloat16, dev) if torch.bfloat16 in (train_dtype, embed_dtype) else None}
+    result = {**machine(dev), "precision": "bf16 autocast" if train_dtype else "fp32",
+              "embedding_precision": "bf16 autocast" if embed_dtype else "fp32",
+              "matmul_peak_fp32_flops": peak, "matmul_peak_bf16_flops": peaks[torch.bfloat16], "runs": []}
+    print(f"device {result['device']}, {result['threads']} threads, training {result['precision']}, "
+          f"embedding {result['embedding_precision']}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s"
+          + (f", bf16 {peaks[torch.bfloat16] / 1e9:.1f} GFLOP/s" if peaks[torch.bfloat16] else ""))
     print(f"{'px':>4s} {'stem':6s} | {'train img/s':>11s} {'GFLOP/img':>9s} {'of peak':>7s} | "
           f"{'embed img/s':>11s} {'GFLOP/img':>9s} {'of peak':>7s}")
     for size in (int(s) for s in args.sizes.split(",")):
-        tr = bench_training(size, args.train_batch, dev, args.repeats, args.classes, args.embedding_dim)
+        tr = bench_training(size, args.train_batch, dev, args.repeats, args.classes, args.embedding_dim, args.precision)
         em = bench_embedding(size, args.embed_batch, dev, args.repeats, args.embedding_dim)
         row = {"size": size, "small_input": small_input_for(size), "train_batch": args.train_batch,
                "embed_batch": args.embed_batch, "training": tr, "embedding": em,
-               "training_fraction_of_peak": tr["achieved_flops"] / peak, "embedding_fraction_of_peak": em["achieved_flops"] / peak}
+               "training_fraction_of_peak": tr["achieved_flops"] / peaks[train_dtype],
+               "embedding_fraction_of_peak": em["achieved_flops"] / peaks[embed_dtype]}
         result["runs"].append(row)
         print(f"{size:4d} {('s' + str(row['small_input'])) if row['small_input'] else 'imnet':6s} | {tr['images_per_s']:11.1f} "
               f"{tr['flops_per_image'] / 1e9:9.2f} {row['training_fraction_of_peak']:7.1%} | {em['images_per_s']:11.1f} "

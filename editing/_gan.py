@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from editing._training import Originals, load_originals, sample_grid, save_atomic, to_float, write_json_atomic
+from editing._training import Originals, autocast_dtype, load_originals, sample_grid, save_atomic, to_float, write_json_atomic
 from editing.base import Editor, Trainer, file_digest
 
 CHECKPOINT = "checkpoint.pt"  # full training state, for resume
@@ -48,12 +48,6 @@ def training_key(cfg, image_size: int, editor: str, multi_attribute: bool = Fals
         if key.get("sagan", {}).get(field) == default:
             del key["sagan"][field]
     return key
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype:

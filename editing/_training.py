@@ -77,6 +77,13 @@ def to_float(batch_uint8: torch.Tensor) -> torch.Tensor:
     return batch_uint8.float().div_(127.5).sub_(1.0)
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training precision setting: auto = bf16 on GPUs, fp32 (None) on CPUs."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)

@@ -132,6 +132,8 @@ class VerifierConfig(_Frozen):
     arms: tuple[str, ...] = Field(("baseline", "aug-eyeglasses", "aug-mouth_slightly_open", "aug-smiling", "aug-no_beard", "aug-all"))
     seeds: tuple[int, ...] = (0,)
     threads: int = Field(0, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="training autocast; auto: bf16 on GPU, fp32 on CPU "
+                                                        "(bf16 is 1.7x faster on CPUs with AVX-512 BF16: benchmarks/verifier_speed.py)")
 
     @field_validator("arms")
     @classmethod

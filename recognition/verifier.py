@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from editing._training import save_atomic, write_json_atomic
+from editing._training import autocast_dtype, save_atomic, write_json_atomic
 from pipeline import faults
 from pipeline.config import VerifierConfig
 from recognition.heads import make_head
@@ -54,6 +54,8 @@ WEIGHTS = "verifier.pt"
 TRAINING_JSON = "training.json"
 # Config fields that do not change what one training run computes.
 _NOT_TRAINING = {"threads", "arms", "seeds", "checkpoint_every"}
+# Fields added after checkpoints existed: they enter the key only when not at their default, so old runs still resume.
+_KEYED_WHEN_SET = {"precision": "auto"}
 
 
 def small_input_for(image_size: int) -> int:
@@ -127,12 +129,12 @@ def flip_mask(seed: int, step: int, batch: int) -> torch.Tensor:
     return torch.rand(batch, generator=g) < 0.5
 
 
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    return torch.bfloat16 if device.type == "cuda" else None
-
-
 def _training_key(cfg: VerifierConfig) -> dict:
-    return {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in _NOT_TRAINING}
+    key = {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in _NOT_TRAINING}
+    for field, default in _KEYED_WHEN_SET.items():  # options added later enter the key only when used
+        if key.get(field) == default:
+            del key[field]
+    return key
 
 
 def _norm_sources(sources: Sequence[tuple]) -> list[list]:
@@ -267,7 +269,7 @@ def train_verifier(
         }, out / CHECKPOINT)
 
     # 2. Train: one full batch per step from the continuous epoch stream.
-    autocast = _autocast_dtype(dev)
+    autocast = autocast_dtype(cfg.precision, dev)
     model.train()
     head.train()
     batches = _batches(ds, cfg.batch_size, step, workers)
@@ -353,7 +355,7 @@ def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256) -> np.nd
     """
     model.eval()
     dev = next(model.parameters()).device
-    autocast = _autocast_dtype(dev)
+    autocast = autocast_dtype("auto", dev)  # fp32 on CPUs: embedding is cheap next to training
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):

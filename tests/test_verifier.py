@@ -162,6 +162,24 @@ def test_resume_is_exact_and_finished_run_is_reused(store, straight, tmp_path):
                        progress=messages.append)
 
 
+def test_bf16_precision_trains_and_is_part_of_the_key(store, straight, tmp_path):
+    from recognition.verifier import _training_key
+
+    # `auto` leaves the key as it was before the option existed, so older checkpoints still resume.
+    assert "precision" not in _training_key(_cfg()) and _training_key(_cfg(precision="bf16"))["precision"] == "bf16"
+    out = tmp_path / "bf16"
+    train_verifier(sources=[(store, None)], cfg=_cfg(precision="bf16"), image_size=SIZE, out_dir=out, seed=0,
+                   device="cpu", progress=lambda m: None)
+    info = json.loads((out / TRAINING_JSON).read_text())
+    assert info["config"]["precision"] == "bf16" and all(np.isfinite(info["loss_curve"]))
+    a, b = _weights(straight), _weights(out)
+    assert all(v.dtype == a[k].dtype for k, v in b.items())  # fp32 master weights
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())  # bf16 changes the numbers
+    with pytest.raises(ValueError, match="other settings"):  # an fp32 run's directory is not reused for bf16
+        train_verifier(sources=[(store, None)], cfg=_cfg(precision="bf16"), image_size=SIZE, out_dir=straight,
+                       seed=0, device="cpu", progress=lambda m: None)
+
+
 def test_equal_epochs_budget(store, tmp_path):
     cfg = _cfg(budget="equal_epochs", epochs=2, steps=999, checkpoint_every=100, head="arcface", margin=0.5)
     train_verifier(sources=[(store, ("original",))], cfg=cfg, image_size=SIZE, out_dir=tmp_path, seed=0,
