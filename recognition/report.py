@@ -144,6 +144,16 @@ def _budget(res: dict) -> str:
     return f"equal epochs: every arm trained for {res['epochs']} passes over its own data (augmented arms take more steps)"
 
 
+def multiplicity(results: dict) -> dict:
+    """How many paired differences the report tests, how many would exclude zero by chance alone if no arm
+    differed from the baseline (each interval is at `confidence`, uncorrected), and which ones do."""
+    called = [f"{arm} {test_set} {metric} ({d['verdict']})"
+              for arm, by_set in results["differences"].items() for test_set, by_metric in by_set.items()
+              for metric, d in by_metric.items() if d["verdict"] in ("gain", "loss")]
+    n = sum(len(by_metric) for by_set in results["differences"].values() for by_metric in by_set.values())
+    return {"comparisons": n, "expected_by_chance": n * (1 - results["confidence"]), "called": called}
+
+
 def _summary_lines(report: dict) -> list[str]:
     res = report["results"]
     lines = [f"Budget: {_budget(res)}. Seeds: {', '.join(map(str, res['seeds']))}. "
@@ -155,6 +165,12 @@ def _summary_lines(report: dict) -> list[str]:
         for test_set in ("celeba", "lfw"):
             a = d[test_set]["auc"]
             lines.append(f"{arm} vs baseline on {'CelebA' if test_set == 'celeba' else 'LFW'}: AUC {_fmt_diff(a)}")
+    m = multiplicity(res)
+    if m["comparisons"]:
+        lines.append(f"Multiple comparisons: {m['comparisons']} paired differences are tested, each interval at "
+                     f"{res['confidence']:.0%} without correction, so about {m['expected_by_chance']:.1f} would exclude zero "
+                     f"by chance alone if no arm differed from the baseline. {len(m['called'])} {'does' if len(m['called']) == 1 else 'do'}"
+                     + (f": {'; '.join(m['called'])}." if m["called"] else "."))
     return lines
 
 

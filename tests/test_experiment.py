@@ -86,6 +86,22 @@ def test_report_numbers_match_report_json(tiny_run):
         if row["difference"]:
             assert row["difference"] in html
     assert "no measurable difference" in html or "gain" in html or "loss" in html
+    assert "Multiple comparisons:" in html
+
+
+def test_multiplicity_counts_every_paired_difference():
+    from recognition.report import multiplicity
+
+    def d(verdict):
+        return {"verdict": verdict}
+
+    results = {"confidence": 0.95, "differences": {
+        "aug-a": {"celeba": {"auc": d("gain"), "eer": d("no measurable difference")}, "lfw": {"auc": d("loss"), "eer": d("no measurable difference")}},
+        "aug-b": {"celeba": {"auc": d("no measurable difference"), "eer": d("no measurable difference")},
+                  "lfw": {"auc": d("no measurable difference"), "eer": d("no measurable difference")}}}}
+    m = multiplicity(results)
+    assert m["comparisons"] == 8 and m["expected_by_chance"] == pytest.approx(0.4)
+    assert m["called"] == ["aug-a celeba auc (gain)", "aug-a lfw auc (loss)"]
 
 
 def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
