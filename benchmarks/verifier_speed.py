@@ -4,7 +4,7 @@
     python benchmarks/verifier_speed.py --sizes 64 --threads 1 --out bench.json
 
 Times one real training step (the Verifier + CosFace head + SGD with nesterov momentum,
-as train_verifier runs it: channels_last, bf16 autocast on CUDA) and the real `embed`
+as train_verifier runs it: channels_last, autocast as --precision sets it) and the real `embed`
 (flip-averaged, so two forward passes per image, inference mode). The stem follows
 `small_input_for(size)`: 3x3 stride-1 (<= 32 px) or stride-2 (<= 64 px) without max-pool, the ImageNet stem
 above. FLOPs are counted with torch.utils.flop_counter's formulas (convolutions and
