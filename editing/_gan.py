@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from editing._training import Originals, autocast_dtype, load_originals, sample_grid, save_atomic, to_float, write_json_atomic
+from editing._training import Originals, autocast_dtype, drop_unset, load_originals, sample_grid, save_atomic, to_float, write_json_atomic
 from editing.base import Editor, Trainer, file_digest
 
 CHECKPOINT = "checkpoint.pt"  # full training state, for resume
@@ -44,9 +44,7 @@ def training_key(cfg, image_size: int, editor: str, multi_attribute: bool = Fals
     key = {"image_size": image_size, **{k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in skip}}
     if editor != "sagan":  # SaGAN keys predate the field; keeping them lets old runs resume
         key["editor"] = editor
-    for field, default in KEYED_WHEN_SET.items():  # options added later enter the key only when used
-        if key.get("sagan", {}).get(field) == default:
-            del key["sagan"][field]
+    drop_unset(key.get("sagan", {}), KEYED_WHEN_SET)
     return key
 
 

@@ -84,6 +84,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def drop_unset(key: dict, added_later: dict) -> dict:
+    """Remove from a training key (in place) the fields that were added after runs had been keyed without
+    them, wherever they still hold their default: existing checkpoints then still match, and a field
+    enters the key only once it is set. Returns `key`."""
+    for field, default in added_later.items():
+        if key.get(field) == default:
+            del key[field]
+    return key
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)

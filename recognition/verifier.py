@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from editing._training import autocast_dtype, save_atomic, write_json_atomic
+from editing._training import autocast_dtype, drop_unset, save_atomic, write_json_atomic
 from pipeline import faults
 from pipeline.config import VerifierConfig
 from recognition.heads import make_head
@@ -130,11 +130,7 @@ def flip_mask(seed: int, step: int, batch: int) -> torch.Tensor:
 
 
 def _training_key(cfg: VerifierConfig) -> dict:
-    key = {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in _NOT_TRAINING}
-    for field, default in _KEYED_WHEN_SET.items():  # options added later enter the key only when used
-        if key.get(field) == default:
-            del key[field]
-    return key
+    return drop_unset({k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in _NOT_TRAINING}, _KEYED_WHEN_SET)
 
 
 def _norm_sources(sources: Sequence[tuple]) -> list[list]:
