@@ -42,3 +42,24 @@ def column_of(attribute: str) -> str:
 def index_of(attribute: str) -> int:
     """Position of an attribute in the 40-value vector."""
     return CELEBA_ATTRIBUTES.index(column_of(attribute))
+
+
+# Ground-truth attribute regions (synthetic benchmark) are stored as one uint8 bitmask per image:
+# bit k is set where EDITED_ATTRIBUTES' k-th attribute can change the image.
+REGION_BITS: dict[str, int] = {column: k for k, column in enumerate(EDITED_ATTRIBUTES.values())}
+
+
+def region_bit(attribute: str) -> int:
+    """The bit of an edited attribute ('eyeglasses' or 'Eyeglasses') in a region bitmask."""
+    column = column_of(attribute)
+    if column not in REGION_BITS:
+        raise KeyError(f"{attribute!r} has no ground-truth region; regions exist for {list(EDITED_ATTRIBUTES)}")
+    return REGION_BITS[column]
+
+
+def region_mask(bits, attribute: str):
+    """The boolean region of one attribute from bitmasks (a NumPy array or a torch tensor of any shape)."""
+    bit = region_bit(attribute)
+    if hasattr(bits, "long"):  # torch
+        return ((bits.long() >> bit) & 1).bool()
+    return ((bits >> bit) & 1).astype(bool)

@@ -33,6 +33,17 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
+class SyntheticStyle(_Frozen):
+    """pipeline.synth.Style as config (1.0 everywhere: the original benchmark)."""
+
+    glasses: float = Field(1.0, ge=0, le=10, description="frame width and lens opacity")
+    beard: float = Field(1.0, ge=0, le=10, description="beard opacity and how far up the cheeks it reaches")
+    smile: float = Field(1.0, ge=0, le=10, description="mouth corners, widening, squint, cheeks")
+    mouth: float = Field(1.0, ge=0, le=10, description="how wide an open mouth opens")
+    nuisance: float = Field(1.0, ge=0, le=10, description="spread of pose, lighting, colour cast, noise and blur per image")
+    identity_spread: float = Field(1.0, ge=0, le=10, description="how different identities are (< 1: more alike)")
+
+
 class SyntheticData(_Frozen):
     """Parameters of the synthetic benchmark (see pipeline/synth)."""
 
@@ -43,7 +54,9 @@ class SyntheticData(_Frozen):
     lfw_identities: int = Field(200, ge=4, description="LFW-format identities (disjoint from the CelebA ones)")
     lfw_pairs_per_fold: int | None = Field(None, ge=1, description="matched (= mismatched) pairs per fold; None fits the identities")
     seed: int = 0
-
+    style: SyntheticStyle = Field(SyntheticStyle(), description="the renderer's knobs (pipeline/synth/style.py)")
+    train_mixing: float = Field(1.0, ge=0, le=1, description="stress setting: < 1 makes training identities seldom vary in "
+                                "the edited attributes (each keeps its variation with this probability)")
 
 class DataConfig(_Frozen):
     source: Literal["synthetic", "celeba"] = "synthetic"

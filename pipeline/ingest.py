@@ -42,6 +42,11 @@ def synthetic_dir(cfg: RunConfig) -> Path:
     """Where the synthetic benchmark for this config lives (shared between runs with equal parameters)."""
     s = cfg.data.synthetic
     tag = f"n{s.identities}-k{s.images_per_identity}{'f' if s.fixed_count else ''}-s{s.render_size}-l{s.lfw_identities}-p{s.lfw_pairs_per_fold or 'auto'}-seed{s.seed}"
+    knobs = {k: v for k, v in s.style.model_dump().items() if v != 1.0}
+    if knobs:  # the original benchmark's directory name stays as it was
+        tag += "-" + "-".join(f"{k}{v:g}" for k, v in knobs.items())
+    if s.train_mixing != 1.0:
+        tag += f"-trainmix{s.train_mixing:g}"
     return Path("data") / "synthetic" / tag
 
 
@@ -55,10 +60,13 @@ def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> 
     root = synthetic_dir(cfg)
     if not (root / SYNTH_DONE).exists():
         progress(f"rendering the synthetic benchmark into {root}")
+        from pipeline.synth import Style
+
         render_benchmark(
             root, identities=s.identities, images_per_identity=s.images_per_identity, size=s.render_size,
             seed=s.seed, lfw_identities=s.lfw_identities, lfw_pairs_per_fold=s.lfw_pairs_per_fold,
             fixed_count=s.fixed_count, workers=cfg.workers or None, overwrite=True,
+            style=Style(**s.style.model_dump()), train_mixing=s.train_mixing,
         )
     else:
         progress(f"reusing the synthetic benchmark in {root}")

@@ -140,3 +140,79 @@ def test_check_lfw_missing_directory(tmp_path):
     s = check_lfw(tmp_path / "nope")
     json.dumps(s)
     assert s["images"] == 0 and "does not exist" in s["problems"][0]["message"]
+
+
+# ---------------------------------------------------------------- lfw_attributes.txt (Kumar et al.)
+
+def _attr_file(rows: list[str], columns=("Male", "Eyeglasses", "Smiling", "Mouth Slightly Open", "No Beard")) -> str:
+    return "\n".join(["# LFW attribute values", "#\tperson\timagenum\t" + "\t".join(columns), *rows]) + "\n"
+
+
+def test_lfw_attributes_well_formed(tmp_path):
+    from pipeline.lfw_attributes import read_lfw_attributes
+
+    path = tmp_path / "lfw_attributes.txt"
+    path.write_text(_attr_file(["Aaron Eckhart\t1\t1.5\t-0.2\t0.7\t-1\t2", "Ana Maria Diaz\t12\t-1.1\t0.4\t-0.3\t0.1\t1e-3"]))
+    attrs = read_lfw_attributes(path)
+    assert attrs.images == ("Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "Ana_Maria_Diaz/Ana_Maria_Diaz_0012.jpg")
+    assert attrs.present("eyeglasses") == {attrs.images[0]: False, attrs.images[1]: True}
+    assert attrs.present("Smiling") == {attrs.images[0]: True, attrs.images[1]: False}
+    assert attrs.present("no_beard")[attrs.images[1]] is True  # 1e-3 > 0
+    with pytest.raises(KeyError, match="Sunglasses"):
+        attrs.present("Sunglasses")
+
+
+@pytest.mark.parametrize("rows, line, message", [
+    (["Aaron Eckhart\t1\t1.5\t-0.2\t0.7\t-1"], 3, "expected 7 tab-separated fields"),
+    (["Aaron Eckhart\tone\t1.5\t-0.2\t0.7\t-1\t2"], 3, "imagenum must be a positive integer"),
+    (["Aaron Eckhart\t0\t1.5\t-0.2\t0.7\t-1\t2"], 3, "imagenum must be a positive integer"),
+    (["Aaron Eckhart\t1\t1.5\tyes\t0.7\t-1\t2"], 3, "scores must be numbers, found 'yes'"),
+    (["Aaron Eckhart\t1\t1.5\tnan\t0.7\t-1\t2"], 3, "finite"),
+    (["Aaron Eckhart\t1\t1\t1\t1\t1\t1", "Aaron Eckhart\t1\t1\t1\t1\t1\t1"], 4, "duplicate row"),
+    (["\t1\t1\t1\t1\t1\t1"], 3, "empty person name"),
+])
+def test_lfw_attributes_malformed_rows_are_named_by_line(tmp_path, rows, line, message):
+    from pipeline.errors import DatasetError
+    from pipeline.lfw_attributes import read_lfw_attributes
+
+    path = tmp_path / "lfw_attributes.txt"
+    path.write_text(_attr_file(["Good Person\t1\t1\t1\t1\t1\t1", *rows]))
+    with pytest.raises(DatasetError) as info:
+        read_lfw_attributes(path)
+    problem = info.value.problems[0]
+    assert problem.file == "lfw_attributes.txt" and problem.line == line + 1 and message in problem.message
+
+
+def test_lfw_attributes_header_problems(tmp_path):
+    from pipeline.errors import DatasetError
+    from pipeline.lfw_attributes import read_lfw_attributes
+
+    cases = {
+        "no header": "Aaron Eckhart\t1\t1\n",
+        "bad header": "#\tname\tnumber\tMale\nAaron Eckhart\t1\t1\n",
+        "doubled column": "#\tperson\timagenum\tMale\tMale\nAaron Eckhart\t1\t1\t1\n",
+        "only comments": "# nothing\n",
+    }
+    for what, text in cases.items():
+        path = tmp_path / f"{what}.txt"
+        path.write_text(text)
+        with pytest.raises(DatasetError, match=path.name):
+            read_lfw_attributes(path)
+    path = tmp_path / "binary.txt"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        read_lfw_attributes(path)
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_lfw_attributes(tmp_path / "missing.txt")
+
+
+def test_synthetic_lfw_tree_has_an_attribute_file_the_reader_accepts(tmp_path):
+    from pipeline.lfw_attributes import LFW_ATTRIBUTE_NAMES, read_lfw_attributes
+    from pipeline.synth import render_benchmark
+
+    render_benchmark(tmp_path, identities=6, images_per_identity=2, size=16, seed=1, lfw_identities=20, workers=1,
+                     progress=lambda d, t: None)
+    attrs = read_lfw_attributes(tmp_path / "lfw" / "lfw_attributes.txt")
+    assert attrs.columns == LFW_ATTRIBUTE_NAMES and len(LFW_ATTRIBUTE_NAMES) == 73
+    on_disk = {f"{p.parent.name}/{p.name}" for p in (tmp_path / "lfw" / "lfw").glob("*/*.jpg")}
+    assert set(attrs.images) == on_disk

@@ -239,3 +239,90 @@ def test_regions_non_empty_and_placed():
         glasses_y = (rows * regions["Eyeglasses"]).sum() / regions["Eyeglasses"].sum()
         mouth_y = (rows * regions["Mouth_Slightly_Open"]).sum() / regions["Mouth_Slightly_Open"].sum()
         assert glasses_y < mouth_y - 5
+
+
+# ---------------------------------------------------------------- (e) the benchmark's knobs, records, counterfactuals
+
+STRONG = dict(glasses=2.5, beard=2.0, smile=2.0, mouth=1.8, nuisance=2.0, identity_spread=0.5)
+
+
+@pytest.mark.parametrize("attribute", EDITED)
+def test_region_covers_every_changed_pixel_with_strong_style(attribute):
+    from pipeline.synth import Style
+
+    style = Style(**STRONG)
+    for k, domain, blurry in _cases():
+        person = sample_person(np.random.default_rng([31, k]), k + 1, style.identity_spread)
+        labels = sample_labels(np.random.default_rng([32, k]), person, 1)[0].copy()
+        labels[IDX["Blurry"]] = int(blurry)
+        params = sample_params(np.random.SeedSequence([33, k]), domain, blurry, 48, style.nuisance)
+        on, off = labels.copy(), labels.copy()
+        on[IDX[attribute]] = 0 if attribute == "No_Beard" else 1
+        off[IDX[attribute]] = 1 if attribute == "No_Beard" else 0
+        img_on, regions = render_face(person.identity, on, params, 48, style)
+        img_off, regions_off = render_face(person.identity, off, params, 48, style)
+        changed = (img_on != img_off).any(axis=2)
+        region = regions[attribute] | regions_off[attribute]
+        assert changed.sum() > 5 and not (changed & ~region).any(), (attribute, k)
+
+
+def test_strong_style_changes_more_pixels_than_default():
+    from pipeline.synth import Style
+
+    person = sample_person(np.random.default_rng(5), 1)
+    labels = sample_labels(np.random.default_rng(6), person, 1)[0].copy()
+    params = sample_params(np.random.SeedSequence(7), "celeba", False, 64)
+    for attribute, knob in (("Eyeglasses", "glasses"), ("Smiling", "smile"), ("Mouth_Slightly_Open", "mouth")):
+        on, off = labels.copy(), labels.copy()
+        on[IDX[attribute]], off[IDX[attribute]] = 1, 0
+        diffs = []
+        for strength in (1.0, 2.0):
+            style = Style(**{knob: strength})
+            a, _ = render_face(person.identity, on, params, 64, style)
+            b, _ = render_face(person.identity, off, params, 64, style)
+            diffs.append(np.abs(a.astype(int) - b.astype(int)).sum())
+        assert diffs[1] > diffs[0], attribute
+
+
+def test_render_records_remake_every_image_byte_exactly_and_counterfactuals_stay_in_the_region(tmp_path):
+    from pipeline.synth import RenderRecords, Style
+
+    render_benchmark(tmp_path, identities=8, images_per_identity=3, size=32, seed=3, lfw_identities=20, workers=1,
+                     progress=lambda d, t: None, style=Style(glasses=2.0, nuisance=1.5))
+    records = RenderRecords.read(tmp_path / "celeba")
+    assert records.style == Style(glasses=2.0, nuisance=1.5) and len(records.images) > 10
+    for image_id in sorted(records.images)[:10]:
+        data, _ = records.render(image_id)
+        assert data == (tmp_path / "celeba" / "img_align_celeba" / image_id).read_bytes(), image_id
+        # the counterfactual: the same recipe with one label flipped; before JPEG it differs only inside the region
+        from pipeline.synth import render_image
+
+        labels = records.labels(image_id).astype(np.int8)
+        identity, index, _ = records.record(image_id)
+        flipped = labels.copy()
+        flipped[IDX["Eyeglasses"]] = 1 - flipped[IDX["Eyeglasses"]]
+        a, regions_a, _ = render_image(records.identities[identity], labels, "celeba", index, 3, 32, records.style)
+        b, regions_b, _ = render_image(records.identities[identity], flipped, "celeba", index, 3, 32, records.style)
+        changed = (a != b).any(axis=2)
+        assert changed.any() and not (changed & ~(regions_a["Eyeglasses"] | regions_b["Eyeglasses"])).any()
+        data_b, _ = records.counterfactual(image_id, "eyeglasses", int(flipped[IDX["Eyeglasses"]]))
+        assert data_b != data and data_b[:2] == b"\xff\xd8"  # a JPEG, and not the original
+    with pytest.raises(FileNotFoundError, match="only for faceaug's synthetic benchmark"):
+        RenderRecords.read(tmp_path)  # not a CelebA-format synthetic tree
+
+
+def test_train_mixing_zero_makes_training_identities_constant(tmp_path):
+    render_benchmark(tmp_path, identities=60, images_per_identity=12, size=16, seed=2, lfw_identities=20, workers=2,
+                     progress=lambda d, t: None, train_mixing=0.0, fixed_count=True)
+    root = tmp_path / "celeba"
+    rows = (root / "list_attr_celeba.txt").read_text().splitlines()[2:]
+    ident = dict(line.split() for line in (root / "identity_CelebA.txt").read_text().splitlines())
+    part = dict(line.split() for line in (root / "list_eval_partition.txt").read_text().splitlines())
+    by_id: dict[tuple[str, str], set] = {}
+    for row in rows:
+        name, *values = row.split()
+        for attribute in ("Eyeglasses", "Smiling", "No_Beard", "Mouth_Slightly_Open"):
+            by_id.setdefault((part[name], ident[name], attribute), set()).add(values[IDX[attribute]])
+    train_mixed = [k for k, v in by_id.items() if k[0] == "0" and len(v) > 1]
+    test_mixed = [k for k, v in by_id.items() if k[0] != "0" and len(v) > 1]
+    assert not train_mixed and test_mixed

@@ -1,17 +1,15 @@
-"""Drawing one synthetic face, and the ground-truth regions of the four edited attributes.
+"""Drawing one synthetic face.
 
-Every shape is a polygon in *face units* (the aligned face box is [-1, 1] x [-1, 1],
-y pointing down), mapped to pixels by one affine transform per image (in-plane
-rotation, scale, shift) after a small horizontal shift of the inner features (a
-yaw-like nuisance). The face is drawn with Pillow at 2x and box-downsampled; lighting,
-sensor noise and blur follow in NumPy/Pillow. The attribute regions are drawn from the
-same shapes with the same transform at 1x and dilated by the blur's reach, so a region
-covers every pixel its attribute can change in that image (tests check this by
-rendering a face with and without each attribute).
+Every shape is a polygon in *face units* (`_geometry.py`), mapped to pixels by one affine
+transform per image (in-plane rotation, scale, shift) after a small horizontal shift of the
+inner features (a yaw-like nuisance). The face is drawn with Pillow at 2x and box-downsampled;
+lighting, sensor noise and blur follow in NumPy/Pillow. The ground-truth regions of the edited
+attributes (`regions.py`) are drawn from the same shapes with the same transform.
 
-Rendering is a pure function of (identity, labels, ImageParams): the nuisance
-parameters are drawn from the image's own seed in a fixed order, whatever the labels,
-so a face can be re-rendered with one attribute flipped and nothing else changed.
+Rendering is a pure function of (identity, labels, ImageParams, Style): the nuisance parameters
+are drawn from the image's own seed in a fixed order, whatever the labels, so a face can be
+re-rendered with one attribute flipped and nothing else changed (the true counterfactual,
+`pipeline/synth/counterfactual.py`).
 """
 
 from __future__ import annotations
@@ -24,19 +22,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.attributes import CELEBA_ATTRIBUTES
+from pipeline.synth import _geometry as geo
 from pipeline.synth.population import Identity
+from pipeline.synth.regions import face_regions
+from pipeline.synth.style import DEFAULT_STYLE, Style, scaled
 
 SUPERSAMPLE = 2
 LFW_FRAME = 0.6  # the face box fills the central 60% of an LFW-style image (LFW_CROP_FRACTION)
 
-# Bit of each edited attribute in the region PNGs.
-REGION_BITS: dict[str, int] = {"Eyeglasses": 0, "Mouth_Slightly_Open": 1, "Smiling": 2, "No_Beard": 3}
-
 _IDX = {name: i for i, name in enumerate(CELEBA_ATTRIBUTES)}
-
-FACE_CY = 0.05  # vertical centre of the face in face units
-ZOOM = 1.17  # face units -> half the face box (the aligned crop is filled by the face)
-GAP_OPEN, GAP_OPEN_SMILING, CORNER_LIFT = 0.075, 0.09, 0.035
 
 
 @dataclass(frozen=True)
@@ -63,8 +57,11 @@ class ImageParams:
     gaze: tuple[float, float]
 
 
-def sample_params(seed: np.random.SeedSequence | int, domain: str, blurry: bool, size: int) -> ImageParams:
-    """Draw an image's nuisance factors; the draw order never depends on `blurry`'s value."""
+def sample_params(seed: np.random.SeedSequence | int, domain: str, blurry: bool, size: int, nuisance: float = 1.0) -> ImageParams:
+    """Draw an image's nuisance factors; the draw order never depends on `blurry`'s value.
+
+    `nuisance` (Style.nuisance) widens (> 1) or narrows (< 1) the spread of pose, lighting, colour
+    cast, sensor noise and blur around their centres; at 1 the values are exactly the original ones."""
     rng = np.random.default_rng(seed)
     lfw = domain == "lfw"
     r = [float(v) for v in rng.random(40)]
@@ -88,13 +85,26 @@ def sample_params(seed: np.random.SeedSequence | int, domain: str, blurry: bool,
         cols = tuple(tuple(int(c) for c in np.clip(base + rng.integers(-60, 60, 3), 0, 255)) for _ in range(2))
         cols = cols + ((0, 0, 0), (0, 0, 0))
     blur = (1.1 + 0.7 * r[12]) * px if blurry else (0.0 if r[13] < 0.5 else 0.6 * r[12] * px)
+    yaw = (r[4] * 2 - 1) * 0.035
+    noise_sigma = 1.5 + 3.0 * r[16]
+    if nuisance != 1.0:
+        k = nuisance
+        rotation, yaw = rotation * k, yaw * k
+        scale = scaled(scale, 1.0, k)
+        shift = (shift[0] * k, shift[1] * k)
+        brightness = max(0.2, scaled(brightness, 1.0, k))
+        light_grad = light_grad * k
+        tint = tuple(max(0.3, scaled(t, 1.0, k)) for t in tint)
+        noise_sigma = noise_sigma * k
+        if not blurry:
+            blur = blur * k
     return ImageParams(
         domain=domain, rotation=rotation, scale=scale, shift=shift,
-        yaw=(r[4] * 2 - 1) * 0.035,
+        yaw=yaw,
         bg_colours=cols, bg_angle=float(r[5] * 2 * math.pi),
         bg_offset=(int(r[14] * 10_000), int(r[15] * 10_000)),
         brightness=brightness, light_grad=light_grad, light_angle=float(r[9] * 2 * math.pi),
-        tint=tint, noise_sigma=1.5 + 3.0 * r[16], noise_offset=(int(r[17] * 10_000), int(r[18] * 10_000)),
+        tint=tint, noise_sigma=noise_sigma, noise_offset=(int(r[17] * 10_000), int(r[18] * 10_000)),
         blur=blur, jpeg_quality=int(75 + 21 * r[19]) if not lfw else int(70 + 26 * r[19]),
         shirt=tuple(int(c * 200 + 20) for c in r[20:23]),
         gaze=((r[23] * 2 - 1) * 0.25, (r[24] * 2 - 1) * 0.15),
@@ -123,165 +133,12 @@ def canvas_side(size: int, domain: str) -> int:
     return size if domain == "celeba" else int(round(size / LFW_FRAME))
 
 
-# ---------------------------------------------------------------- geometry helpers
-
-def _superellipse(cx, cy, rx, ry, n=2.0, k=28, t0=0.0, t1=2 * math.pi):
-    t = np.linspace(t0, t1, k, endpoint=(t1 - t0) < 2 * math.pi - 1e-9)
-    c, s = np.cos(t), np.sin(t)
-    e = 2.0 / n
-    return np.stack([cx + rx * np.sign(c) * np.abs(c) ** e, cy + ry * np.sign(s) * np.abs(s) ** e], 1)
-
-
-def _face_outline(ident: Identity, k: int = 40) -> np.ndarray:
-    t = np.linspace(0, 2 * math.pi, k, endpoint=False)
-    s = np.sin(t)
-    narrow = 1 - (1 - ident.jaw) * np.maximum(0, s) ** 1.5
-    return np.stack([ident.face_w * np.cos(t) * narrow, FACE_CY + ident.face_h * s], 1)
-
-
-class _Frame:
-    """Maps face-unit points to pixel coordinates for one image at one resolution."""
-
-    def __init__(self, params: ImageParams, side: int, frame: float):
-        half = side * frame / 2 * ZOOM
-        c, s = math.cos(params.rotation), math.sin(params.rotation)
-        a = params.scale * half
-        self.m = np.array([[a * c, -a * s], [a * s, a * c]])
-        self.t = np.array([side / 2 + params.shift[0] * half, side / 2 + params.shift[1] * half])
-        self.unit = a  # pixels per face unit
-        self.yaw = params.yaw
-
-    def pts(self, p: np.ndarray, inner: bool = False) -> list[tuple[float, float]]:
-        p = np.asarray(p, dtype=np.float64)
-        if inner:
-            p = p + np.array([self.yaw, 0.0])
-        q = p @ self.m.T + self.t
-        return [tuple(v) for v in q.tolist()]
-
-    def w(self, width_units: float) -> int:
-        return max(1, int(round(width_units * self.unit)))
-
-
-# ---------------------------------------------------------------- feature layout
-
-@dataclass(frozen=True)
-class _Layout:
-    eye_y: float
-    nose_tip: float
-    mouth_y: float
-    mouth_hw: float
-    corner: float
-    gap: float
-    lens_w: float
-    lens_h: float
-    chin_y: float
-    beard_cut: float
-
-
-def _layout(ident: Identity, smiling: bool, mouth_open: bool) -> _Layout:
-    eye_y = FACE_CY - 0.13
-    nose_tip = eye_y + ident.nose_len
-    mouth_y = nose_tip + 0.12
-    lens_w = min(ident.eye_size * 1.5 + 0.025, ident.eye_spacing - 0.025)
-    lens_h = lens_w * {"round": 0.85, "rect": 0.68, "aviator": 0.9}[ident.glasses_shape]
-    return _Layout(
-        eye_y=eye_y, nose_tip=nose_tip, mouth_y=mouth_y,
-        mouth_hw=ident.mouth_w * (1.2 if smiling else 1.0),
-        corner=CORNER_LIFT if smiling else 0.0,
-        gap=(GAP_OPEN_SMILING if smiling else GAP_OPEN) if mouth_open else 0.0,
-        lens_w=lens_w, lens_h=lens_h,
-        chin_y=FACE_CY + ident.face_h,
-        beard_cut=nose_tip - 0.02,
-    )
-
-
-def _mouth_polys(ident: Identity, lay: _Layout):
-    x = np.linspace(-1, 1, 15)
-    w = lay.mouth_hw
-    env = np.sqrt(np.clip(1 - x**2, 0, 1))
-    mid = lay.mouth_y - lay.corner * x**2 + lay.corner * 0.3
-    top = mid - ident.lip_thick * 0.9 * env ** 0.7 + 0.008 * np.exp(-(x / 0.15) ** 2)
-    gap = mid + lay.gap * env
-    bottom = gap + ident.lip_thick * 1.15 * env ** 0.8
-    xs = x * w
-    upper = np.concatenate([np.stack([xs, top], 1), np.stack([xs[::-1], mid[::-1]], 1)])
-    lower = np.concatenate([np.stack([xs, gap], 1), np.stack([xs[::-1], bottom[::-1]], 1)])
-    opening = np.concatenate([np.stack([xs, mid], 1), np.stack([xs[::-1], gap[::-1]], 1)])
-    teeth_bottom = mid + lay.gap * 0.45 * env
-    inner = np.abs(x) < 0.75
-    teeth = np.concatenate([np.stack([xs[inner], mid[inner]], 1), np.stack([xs[inner][::-1], teeth_bottom[inner][::-1]], 1)])
-    line = np.stack([xs, mid], 1)
-    return upper, lower, opening, teeth, line
-
-
-def _lens(ident: Identity, lay: _Layout, side: int) -> np.ndarray:
-    cx = side * ident.eye_spacing
-    if ident.glasses_shape == "rect":
-        return _superellipse(cx, lay.eye_y, lay.lens_w, lay.lens_h, n=4.5)
-    if ident.glasses_shape == "aviator":
-        p = _superellipse(cx, lay.eye_y, lay.lens_w, lay.lens_h, n=2.6)
-        p[:, 1] += np.where(p[:, 1] > lay.eye_y, 0.25, 0.0) * (p[:, 1] - lay.eye_y) * (1 - side * (p[:, 0] - cx) / lay.lens_w) * 0.6
-        return p
-    return _superellipse(cx, lay.eye_y, lay.lens_w, lay.lens_h, n=2.0)
-
-
-def _glasses_lines(ident: Identity, lay: _Layout):
-    bridge_y = lay.eye_y - lay.lens_h * 0.25
-    inner = ident.eye_spacing - lay.lens_w
-    bridge = np.array([[-inner, bridge_y], [0, bridge_y - 0.015], [inner, bridge_y]])
-    outer = ident.eye_spacing + lay.lens_w
-    temples = [np.array([[side * outer, bridge_y], [side * (ident.face_w * 1.0 + 0.005), bridge_y + 0.01]]) for side in (-1, 1)]
-    return bridge, temples
-
-
-def _beard_shapes(ident: Identity, lay: _Layout, ss: _Frame | None = None):
-    """(full-beard polygon, goatee polygon, moustache polygon) in face units."""
-    out = _face_outline(ident, 48)
-    low = out[out[:, 1] >= lay.beard_cut]
-    low = low[np.argsort(np.arctan2(low[:, 1] - FACE_CY, low[:, 0]))]  # left->right via the chin
-    low = low[::-1]  # from the right side round the chin to the left
-    # close along the beard line, hugging below the nose
-    full = np.concatenate([low, np.array([[-ident.nose_w - 0.05, lay.beard_cut + 0.03], [ident.nose_w + 0.05, lay.beard_cut + 0.03]])])
-    goatee = _superellipse(0, lay.chin_y - 0.1, max(0.1, ident.mouth_w * 0.95), 0.13, n=2.2)
-    mw = ident.mouth_w * 1.05 + 0.02
-    y0 = lay.nose_tip + 0.035
-    y1 = lay.mouth_y - ident.lip_thick * 0.6
-    must = np.array([[-mw, y1 + 0.02], [-mw * 0.7, y0 + 0.01], [0, y0], [mw * 0.7, y0 + 0.01], [mw, y1 + 0.02], [0, y1 - 0.005]])
-    return full, goatee, must
-
-
-def _region_mouth(ident: Identity, lay: _Layout) -> np.ndarray:
-    """Covers the lips in every smile / open state of this face."""
-    hw = ident.mouth_w * 1.2 + ident.lip_thick * 0.5 + 0.04
-    top = lay.mouth_y - CORNER_LIFT - ident.lip_thick - 0.03
-    bottom = lay.mouth_y + CORNER_LIFT * 0.3 + GAP_OPEN_SMILING + ident.lip_thick * 1.15 + 0.03
-    return _superellipse(0, (top + bottom) / 2, hw, (bottom - top) / 2, n=4.0)
-
-
-def _cheeks(ident: Identity, lay: _Layout):
-    cy = lay.eye_y + 0.2
-    return [_superellipse(s * (ident.eye_spacing + 0.03), cy, 0.09, 0.065) for s in (-1, 1)]
-
-
-def _nasolabial(ident: Identity, lay: _Layout):
-    out = []
-    for s in (-1, 1):
-        x0 = s * (ident.nose_w / 2 + 0.045)
-        x1 = s * (ident.mouth_w * 1.2 + 0.03)
-        out.append(np.array([[x0, lay.nose_tip - 0.01], [(x0 + x1) / 2 + s * 0.02, (lay.nose_tip + lay.mouth_y) / 2],
-                             [x1, lay.mouth_y + 0.01]]))
-    return out
-
-
-def _region_smile(ident: Identity, lay: _Layout) -> list[np.ndarray]:
-    hw = ident.mouth_w * 1.2 + 0.09
-    band = _superellipse(0, (lay.nose_tip + lay.mouth_y) / 2 + 0.02, hw,
-                         (lay.mouth_y - lay.nose_tip) / 2 + 0.11, n=4.0)
-    cheeks = [_superellipse(s * (ident.eye_spacing + 0.03), lay.eye_y + 0.2, 0.11, 0.085) for s in (-1, 1)]
-    return [band, _region_mouth(ident, lay)] + cheeks
-
-
 # ---------------------------------------------------------------- drawing
+
+def _alpha(value: int, strength: float, cap: int = 255) -> int:
+    """An opacity scaled by a style strength (exactly `value` at 1), at most `cap`."""
+    return value if strength == 1.0 else int(min(cap, round(value * strength)))
+
 
 def _shade(rgb, f, add=0):
     return tuple(int(max(0, min(255, c * f + add))) for c in rgb)
@@ -306,19 +163,19 @@ def _background(params: ImageParams, side: int) -> Image.Image:
     return small.resize((side, side), Image.BILINEAR)
 
 
-def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: int):
+def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: int, style: Style):
     domain = params.domain
     out_side = canvas_side(size, domain)
     frame = 1.0 if domain == "celeba" else LFW_FRAME
     side = out_side * SUPERSAMPLE
-    F = _Frame(params, side, frame)
+    F = geo.Frame(params, side, frame)
 
     smiling = bool(labels[_IDX["Smiling"]])
     mouth_open = bool(labels[_IDX["Mouth_Slightly_Open"]])
     glasses = bool(labels[_IDX["Eyeglasses"]])
     beard = not bool(labels[_IDX["No_Beard"]])
     lipstick = bool(labels[_IDX["Wearing_Lipstick"]])
-    lay = _layout(ident, smiling, mouth_open)
+    lay = geo.layout(ident, smiling, mouth_open, style)
 
     im = _background(params, side)
     d = ImageDraw.Draw(im, "RGBA")
@@ -328,22 +185,22 @@ def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: i
 
     # shoulders, neck, back hair, ears
     d.polygon(F.pts(np.array([[-1.6, 1.6], [-1.3, 0.98], [-0.3, 0.88], [0.3, 0.88], [1.3, 0.98], [1.6, 1.6]])), fill=params.shirt)
-    d.polygon(F.pts(np.array([[-fw * 0.48, FACE_CY + fh * 0.5], [fw * 0.48, FACE_CY + fh * 0.5], [fw * 0.5, 0.95], [-fw * 0.5, 0.95]])), fill=_shade(skin, 0.86))
-    style = ident.hair_style
-    if style in ("long", "bob", "bangs") and not (ident.male and style == "bangs"):
-        bottom = FACE_CY + fh + (0.28 if style == "long" or (style == "bangs" and not ident.male) else 0.02)
-        top = _superellipse(0, FACE_CY - 0.1, fw + 0.12, fh * 0.78 + 0.1, k=24, t0=math.pi, t1=2 * math.pi)
+    d.polygon(F.pts(np.array([[-fw * 0.48, geo.FACE_CY + fh * 0.5], [fw * 0.48, geo.FACE_CY + fh * 0.5], [fw * 0.5, 0.95], [-fw * 0.5, 0.95]])), fill=_shade(skin, 0.86))
+    hair_style = ident.hair_style
+    if hair_style in ("long", "bob", "bangs") and not (ident.male and hair_style == "bangs"):
+        bottom = geo.FACE_CY + fh + (0.28 if hair_style == "long" or (hair_style == "bangs" and not ident.male) else 0.02)
+        top = geo.superellipse(0, geo.FACE_CY - 0.1, fw + 0.12, fh * 0.78 + 0.1, k=24, t0=math.pi, t1=2 * math.pi)
         back = np.concatenate([top, [[fw + 0.14, bottom], [-fw - 0.14, bottom]]])
         d.polygon(F.pts(back), fill=_shade(hair, 0.85))
     for s in (-1, 1):
-        d.polygon(F.pts(_superellipse(s * fw * 0.97, lay.eye_y + 0.07, ident.ear_size * 0.5, ident.ear_size, k=16)), fill=_shade(skin, 0.93))
-    d.polygon(F.pts(_face_outline(ident)), fill=skin)
+        d.polygon(F.pts(geo.superellipse(s * fw * 0.97, lay.eye_y + 0.07, ident.ear_size * 0.5, ident.ear_size, k=16)), fill=_shade(skin, 0.93))
+    d.polygon(F.pts(geo.face_outline(ident)), fill=skin)
 
     # cheeks (smile lifts and flushes them), freckles, mole
     if smiling:
-        for c in _cheeks(ident, lay):
-            d.polygon(F.pts(c, inner=True), fill=(255, 235, 225, 70))
-            d.polygon(F.pts(c + np.array([0, 0.03]), inner=True), fill=(200, 80, 80, 40))
+        for c in geo.cheeks(ident, lay):
+            d.polygon(F.pts(c, inner=True), fill=(255, 235, 225, _alpha(70, style.smile)))
+            d.polygon(F.pts(c + np.array([0, 0.03]), inner=True), fill=(200, 80, 80, _alpha(40, style.smile)))
     if ident.freckles:
         frng = np.random.default_rng(ident.id * 7919 + 17)
         for p in frng.uniform([-0.3, -0.02], [0.3, 0.12], (14, 2)):
@@ -355,22 +212,22 @@ def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: i
 
     # beard (textured, in the hair colour), under the mouth and nose
     if beard:
-        _paste_beard(im, ident, lay, F, params, side)
+        _paste_beard(im, ident, lay, F, params, side, style)
         d = ImageDraw.Draw(im, "RGBA")
 
     if smiling:
-        for line in _nasolabial(ident, lay):
+        for line in geo.nasolabial(ident, lay):
             d.line(F.pts(line, inner=True), fill=_shade(skin, 0.72) + (200,), width=F.w(0.014), joint="curve")
 
     # nose
     nt = lay.nose_tip
     d.line(F.pts(np.array([[0.02, lay.eye_y + 0.06], [0.035, nt - 0.03], [ident.nose_w * 0.3, nt]]), inner=True), fill=_shade(skin, 0.8), width=F.w(0.012))
-    d.polygon(F.pts(_superellipse(0, nt, ident.nose_w * 0.75, 0.035, k=16), inner=True), fill=_shade(skin, 0.92))
+    d.polygon(F.pts(geo.superellipse(0, nt, ident.nose_w * 0.75, 0.035, k=16), inner=True), fill=_shade(skin, 0.92))
     for s in (-1, 1):
-        d.polygon(F.pts(_superellipse(s * ident.nose_w * 0.45, nt + 0.01, ident.nose_w * 0.2, 0.012, k=12), inner=True), fill=_shade(skin, 0.45))
+        d.polygon(F.pts(geo.superellipse(s * ident.nose_w * 0.45, nt + 0.01, ident.nose_w * 0.2, 0.012, k=12), inner=True), fill=_shade(skin, 0.45))
 
     # mouth
-    upper, lower, opening, teeth, line = _mouth_polys(ident, lay)
+    upper, lower, opening, teeth, line = geo.mouth_polys(ident, lay)
     lip = ident.lipstick_rgb if lipstick else ident.lip_rgb
     if mouth_open:
         d.polygon(F.pts(opening, inner=True), fill=(70, 20, 28))
@@ -384,13 +241,13 @@ def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: i
     for s in (-1, 1):
         cx = s * ident.eye_spacing
         es = ident.eye_size
-        squint = 0.8 if smiling else 1.0
-        d.polygon(F.pts(_superellipse(cx, lay.eye_y, es, es * 0.5 * squint, n=1.6, k=20), inner=True), fill=(245, 245, 240))
+        squint = lay.squint
+        d.polygon(F.pts(geo.superellipse(cx, lay.eye_y, es, es * 0.5 * squint, n=1.6, k=20), inner=True), fill=(245, 245, 240))
         ir = es * 0.48 * min(1.0, squint + 0.1)
         ic = np.array([cx + params.gaze[0] * es * 0.5, lay.eye_y + params.gaze[1] * es * 0.2])
         d.ellipse(_bbox(F, ic, ir, inner=True), fill=ident.eye_rgb)
         d.ellipse(_bbox(F, ic, ir * 0.45, inner=True), fill=(15, 10, 10))
-        lid = _superellipse(cx, lay.eye_y, es * 1.02, es * 0.5 * squint, n=1.6, k=20, t0=math.pi, t1=2 * math.pi)
+        lid = geo.superellipse(cx, lay.eye_y, es * 1.02, es * 0.5 * squint, n=1.6, k=20, t0=math.pi, t1=2 * math.pi)
         d.line(F.pts(lid, inner=True), fill=(40, 25, 20), width=F.w(0.012))
         by = lay.eye_y - 0.09
         inner_x, outer_x = s * 0.06, s * (ident.eye_spacing + es * 1.2)
@@ -405,27 +262,27 @@ def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: i
 
     # glasses last: they sit in front of everything but bangs
     if glasses:
-        _draw_glasses(d, ident, lay, F)
+        _draw_glasses(d, ident, lay, F, style)
     return im, lay, F, out_side, frame
 
 
-def _bbox(F: _Frame, c: np.ndarray, r: float, inner: bool = False):
+def _bbox(F: geo.Frame, c: np.ndarray, r: float, inner: bool = False):
     (x, y), = F.pts(np.asarray(c)[None], inner=inner)
     rp = r * F.unit
     return [x - rp, y - rp, x + rp, y + rp]
 
 
-def _draw_hair_top(d: ImageDraw.ImageDraw, ident: Identity, lay: _Layout, F: _Frame) -> None:
+def _draw_hair_top(d: ImageDraw.ImageDraw, ident: Identity, lay: geo.Layout, F: geo.Frame) -> None:
     fw, fh = ident.face_w, ident.face_h
     hair = ident.hair_rgb
     style = ident.hair_style
     if style == "bald":
         for s in (-1, 1):
-            d.polygon(F.pts(_superellipse(s * (fw - 0.01), lay.eye_y - 0.02, 0.04, 0.11, k=14)), fill=hair)
+            d.polygon(F.pts(geo.superellipse(s * (fw - 0.01), lay.eye_y - 0.02, 0.04, 0.11, k=14)), fill=hair)
         return
     thick = 0.035 if style == "short" else 0.06
     t = np.linspace(math.pi, 2 * math.pi, 25)
-    outer = np.stack([(fw + thick) * np.cos(t), FACE_CY - 0.06 + (fh * 0.8 + thick) * np.sin(t)], 1)
+    outer = np.stack([(fw + thick) * np.cos(t), geo.FACE_CY - 0.06 + (fh * 0.8 + thick) * np.sin(t)], 1)
     hairline = lay.eye_y - (0.25 if style != "bangs" else 0.11)
     xs = np.linspace(fw + 0.01, -fw - 0.01, 13)
     u = xs / (fw + 0.01)
@@ -435,26 +292,26 @@ def _draw_hair_top(d: ImageDraw.ImageDraw, ident: Identity, lay: _Layout, F: _Fr
         inner = np.stack([xs, hairline + dip + jag], 1)
     else:
         inner = np.stack([xs, hairline + dip + 0.03 * (1 - u**2) * (u > 0) * 0.5], 1)
-    side_drop = FACE_CY + (0.05 if style == "short" else 0.12)
+    side_drop = geo.FACE_CY + (0.05 if style == "short" else 0.12)
     poly = np.concatenate([[[-fw - thick, side_drop]], outer, [[fw + thick, side_drop]], [[fw - 0.02, side_drop]], inner, [[-fw + 0.02, side_drop]]])
     d.polygon(F.pts(poly), fill=hair)
     # a few strands for texture
     for k in range(-3, 4):
         x = k * fw / 4
-        d.line(F.pts(np.array([[x * 0.5, FACE_CY - 0.06 - fh * 0.8], [x, hairline - 0.02]])), fill=_shade(hair, 0.75, -5), width=F.w(0.01))
+        d.line(F.pts(np.array([[x * 0.5, geo.FACE_CY - 0.06 - fh * 0.8], [x, hairline - 0.02]])), fill=_shade(hair, 0.75, -5), width=F.w(0.01))
 
 
-def _draw_glasses(d: ImageDraw.ImageDraw, ident: Identity, lay: _Layout, F: _Frame) -> None:
+def _draw_glasses(d: ImageDraw.ImageDraw, ident: Identity, lay: geo.Layout, F: geo.Frame, style: Style) -> None:
     frame_rgb = ident.glasses_rgb
-    width = F.w(ident.glasses_thick)
+    width = F.w(geo.glasses_width(ident, style))
     for s in (-1, 1):
-        lens = F.pts(_lens(ident, lay, s), inner=True)
+        lens = F.pts(geo.lens(ident, lay, s), inner=True)
         if ident.glasses_tint:
-            d.polygon(lens, fill=(30, 30, 40, ident.glasses_tint))
+            d.polygon(lens, fill=(30, 30, 40, _alpha(ident.glasses_tint, style.glasses, 245)))
         else:
-            d.polygon(lens, fill=(220, 235, 255, 35))
+            d.polygon(lens, fill=(220, 235, 255, _alpha(35, style.glasses, 200)))
         d.line(lens + lens[:1], fill=frame_rgb, width=width, joint="curve")
-    bridge, temples = _glasses_lines(ident, lay)
+    bridge, temples = geo.glasses_lines(ident, lay)
     d.line(F.pts(bridge, inner=True), fill=frame_rgb, width=width, joint="curve")
     for tmp in temples:
         # temples run from the lens (moves with the features) to the ear (stays with the head)
@@ -463,100 +320,33 @@ def _draw_glasses(d: ImageDraw.ImageDraw, ident: Identity, lay: _Layout, F: _Fra
         d.line([a, b], fill=frame_rgb, width=width)
 
 
-def _paste_beard(im: Image.Image, ident: Identity, lay: _Layout, F: _Frame, params: ImageParams, side: int) -> None:
-    full, goatee, must = _beard_shapes(ident, lay)
+def _paste_beard(im: Image.Image, ident: Identity, lay: geo.Layout, F: geo.Frame, params: ImageParams, side: int,
+                 style: Style) -> None:
+    full, goatee, must = geo.beard_shapes(ident, lay)
     mask = Image.new("L", im.size, 0)
     md = ImageDraw.Draw(mask)
-    style = ident.beard_style
-    if style in ("full", "stubble"):
-        md.polygon(F.pts(full), fill=110 if style == "stubble" else 215)
-    if style == "goatee":
-        md.polygon(F.pts(goatee, inner=True), fill=235)
-    if style in ("full", "goatee", "mustache"):
-        md.polygon(F.pts(must, inner=True), fill=235)
+    kind, b = ident.beard_style, style.beard
+    if kind in ("full", "stubble"):
+        md.polygon(F.pts(full), fill=_alpha(110 if kind == "stubble" else 215, b))
+    if kind == "goatee":
+        md.polygon(F.pts(goatee, inner=True), fill=_alpha(235, b))
+    if kind in ("full", "goatee", "mustache"):
+        md.polygon(F.pts(must, inner=True), fill=_alpha(235, b))
     noise = _slice(_noise_bank(side, False), params.noise_offset[::-1], side, side)
     base = np.array(_shade(ident.hair_rgb, 0.8), dtype=np.float32)
     tex = np.clip(base[None, None, :] * (1 + 0.25 * noise[..., None]) - 10 * np.abs(noise[..., None]), 0, 255).astype(np.uint8)
     im.paste(Image.fromarray(tex), (0, 0), mask)
 
 
-def _or_dilate(packed: np.ndarray, radius: int) -> np.ndarray:
-    """Square dilation of every bit plane at once: OR over shifts (separable)."""
-    if radius <= 0:
-        return packed
-    out = packed.copy()
-    for r in range(1, radius + 1):
-        out[r:] |= packed[:-r]
-        out[:-r] |= packed[r:]
-    rows = out.copy()
-    for r in range(1, radius + 1):
-        out[:, r:] |= rows[:, :-r]
-        out[:, :-r] |= rows[:, r:]
-    return out
-
-
-def _regions(ident: Identity, lay_now: _Layout, params: ImageParams, size: int) -> dict[str, np.ndarray]:
-    """Per-attribute boolean masks at output resolution (see module docstring)."""
-    out_side = canvas_side(size, params.domain)
-    frame = 1.0 if params.domain == "celeba" else LFW_FRAME
-    F = _Frame(params, out_side, frame)
-    reach = 1 + int(math.ceil(3 * params.blur))
-    masks: dict[str, np.ndarray] = {}
-
-    def new():
-        m = Image.new("L", (out_side, out_side), 0)
-        return m, ImageDraw.Draw(m)
-
-    # eyeglasses: lenses, frames, bridge and temples (with the frame's width), for the face's smile state
-    m, d = new()
-    w = F.w(ident.glasses_thick) + 1
-    for s in (-1, 1):
-        lens = F.pts(_lens(ident, lay_now, s), inner=True)
-        d.polygon(lens, fill=255)
-        d.line(lens + lens[:1], fill=255, width=w, joint="curve")
-    bridge, temples = _glasses_lines(ident, lay_now)
-    d.line(F.pts(bridge, inner=True), fill=255, width=w, joint="curve")
-    for tmp in temples:
-        a, = F.pts(tmp[:1], inner=True)
-        b, = F.pts(tmp[1:])
-        d.line([a, b], fill=255, width=w)
-    masks["Eyeglasses"] = m
-
-    # mouth: the lips and opening in every state
-    m, d = new()
-    d.polygon(F.pts(_region_mouth(ident, lay_now), inner=True), fill=255)
-    masks["Mouth_Slightly_Open"] = m
-
-    # smiling: mouth, nasolabial band and cheeks
-    m, d = new()
-    for poly in _region_smile(ident, lay_now):
-        d.polygon(F.pts(poly, inner=True), fill=255)
-    # the smile squints the eyes a little
-    for s in (-1, 1):
-        d.polygon(F.pts(_superellipse(s * ident.eye_spacing, lay_now.eye_y, ident.eye_size + 0.02, ident.eye_size * 0.5 + 0.02), inner=True), fill=255)
-    masks["Smiling"] = m
-
-    # beard: jaw, chin, upper lip, for every beard style (computed for both smile states)
-    m, d = new()
-    for smile in (False, True):
-        lay = _layout(ident, smile, False)
-        full, goatee, must = _beard_shapes(ident, lay)
-        d.polygon(F.pts(full), fill=255)
-        d.polygon(F.pts(goatee, inner=True), fill=255)
-        d.polygon(F.pts(must, inner=True), fill=255)
-    masks["No_Beard"] = m
-    packed = encode_regions({k: np.asarray(v) > 0 for k, v in masks.items()})
-    return decode_regions(_or_dilate(packed, reach))
-
-
-def render_face(ident: Identity, labels, params: ImageParams, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render_face(ident: Identity, labels, params: ImageParams, size: int,
+                style: Style = DEFAULT_STYLE) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Render one face: (HxWx3 uint8 image before JPEG, {attribute: HxW bool region}).
 
     `labels` is a 40-vector of 0/1 in CELEBA_ATTRIBUTES order (or a dict of overrides
-    on top of all-zero labels, e.g. {"Eyeglasses": 1, "No_Beard": 1}).
+    on top of all-zero labels, e.g. {"Eyeglasses": 1, "No_Beard": 1}); `style` the benchmark's knobs.
     """
     labels = _as_labels(labels)
-    im, lay, F, out_side, _ = _draw_face(ident, labels, params, size)
+    im, lay, F, out_side, frame = _draw_face(ident, labels, params, size, style)
     im = im.reduce(SUPERSAMPLE)
     arr = np.asarray(im, dtype=np.float32)
     yy, xx = np.mgrid[0:out_side, 0:out_side].astype(np.float32) / out_side - 0.5
@@ -566,7 +356,7 @@ def render_face(ident: Identity, labels, params: ImageParams, size: int) -> tupl
     im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
     if params.blur > 0:
         im = im.filter(ImageFilter.GaussianBlur(params.blur))
-    return np.asarray(im), _regions(ident, lay, params, size)
+    return np.asarray(im), face_regions(ident, lay, params, out_side, frame, style)
 
 
 def _as_labels(labels) -> np.ndarray:
@@ -579,14 +369,11 @@ def _as_labels(labels) -> np.ndarray:
     return np.asarray(labels, dtype=np.int8)
 
 
-def encode_regions(regions: dict[str, np.ndarray]) -> np.ndarray:
-    """Pack the four masks into one uint8 image (bit k = REGION_BITS' attribute k)."""
-    out = None
-    for name, bit in REGION_BITS.items():
-        layer = regions[name].astype(np.uint8) << bit
-        out = layer if out is None else out | layer
-    return out
-
-
-def decode_regions(packed: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: (packed >> bit) & 1 > 0 for name, bit in REGION_BITS.items()}
+def _as_labels(labels) -> np.ndarray:
+    if isinstance(labels, dict):
+        vec = np.zeros(len(CELEBA_ATTRIBUTES), dtype=np.int8)
+        vec[_IDX["No_Beard"]] = 1
+        for name, value in labels.items():
+            vec[_IDX[name]] = int(bool(value))
+        return vec
+    return np.asarray(labels, dtype=np.int8)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -178,8 +178,12 @@ _EYES = [(70, 50, 30), (40, 30, 22), (60, 110, 160), (80, 120, 80), (110, 90, 60
 _FRAMES = [(20, 20, 20), (90, 50, 30), (190, 160, 80), (170, 170, 180), (120, 20, 30)]
 
 
-def sample_identity(rng: np.random.Generator, identity_id: int, male: bool) -> Identity:
-    """Draw an identity's persistent traits (face shape, colours, styles)."""
+def sample_identity(rng: np.random.Generator, identity_id: int, male: bool, spread: float = 1.0) -> Identity:
+    """Draw an identity's persistent traits (face shape, colours, styles).
+
+    `spread` (Style.identity_spread) pulls the continuous traits and colours towards the population
+    centre (< 1: identities look more alike); the draws themselves are the same, so at 1 the identity
+    is exactly the original one and categories (hair, glasses, beard styles) never change."""
     stats = load_stats()["attributes"]
     # hair colour: CelebA prevalences for the four labelled colours, the rest red/auburn/unlabelled
     p = np.array([stats["Black_Hair"]["prevalence"], stats["Blond_Hair"]["prevalence"] * (0.5 if male else 1.4),
@@ -194,7 +198,7 @@ def sample_identity(rng: np.random.Generator, identity_id: int, male: bool) -> I
     shade = 0.55 if colour != "gray" else 0.6
     brow_rgb = tuple(int(c * shade) for c in hair_rgb) if colour in ("blond", "gray") else hair_rgb
     lip_base = (min(255, skin[0] - 20), int(skin[1] * 0.62), int(skin[2] * 0.62))
-    return Identity(
+    ident = Identity(
         id=identity_id,
         male=male,
         face_w=float(rng.uniform(0.44, 0.52) + (0.03 if male else 0.0)),
@@ -225,13 +229,44 @@ def sample_identity(rng: np.random.Generator, identity_id: int, male: bool) -> I
         glasses_thick=float(rng.uniform(0.010, 0.022)),
         lipstick_rgb=_colour(rng, (180, 30, 60), 25),
     )
+    return ident if spread == 1.0 else _pulled_together(ident, spread)
 
 
-def sample_person(rng: np.random.Generator, identity_id: int) -> Person:
-    """An identity with traits and per-attribute propensities."""
+# Centres that `spread` pulls traits towards: the middle of each uniform range (per sex where it differs).
+_CENTRES = {"face_h": 0.65, "eye_spacing": 0.205, "eye_size": 0.0675, "brow_angle": 0.03, "nose_len": 0.21,
+            "nose_w": 0.085, "mouth_w": 0.17, "lip_thick": 0.031, "ear_size": 0.11, "glasses_thick": 0.016}
+_MEAN_SKIN = tuple(float(np.mean([s[c] for s in _SKIN])) for c in range(3))
+_MEAN_EYES = tuple(float(np.mean([e[c] for e in _EYES])) for c in range(3))
+
+
+def _pulled_together(ident: Identity, spread: float) -> Identity:
+    def towards(value: float, centre: float) -> float:
+        return float(centre + (value - centre) * spread)
+
+    def rgb(value, centre) -> tuple[int, int, int]:
+        return tuple(int(round(np.clip(towards(v, c), 0, 255))) for v, c in zip(value, centre))
+
+    male = ident.male
+    skin = rgb(ident.skin, _MEAN_SKIN)
+    hair = rgb(ident.hair_rgb, _HAIR_RGB[ident.hair_colour])  # the colour keeps its category; only its shade varies less
+    shade = 0.55 if ident.hair_colour != "gray" else 0.6
+    lip_centre = (min(255, skin[0] - 20), int(skin[1] * 0.62), int(skin[2] * 0.62))
+    old_centre = (min(255, ident.skin[0] - 20), int(ident.skin[1] * 0.62), int(ident.skin[2] * 0.62))
+    lip = rgb(tuple(c + (v - o) for v, c, o in zip(ident.lip_rgb, lip_centre, old_centre)), lip_centre)
+    values = {name: towards(getattr(ident, name), centre) for name, centre in _CENTRES.items()}
+    return replace(
+        ident, skin=skin, hair_rgb=hair, lip_rgb=lip, eye_rgb=rgb(ident.eye_rgb, _MEAN_EYES),
+        brow_rgb=tuple(int(c * shade) for c in hair) if ident.hair_colour in ("blond", "gray") else hair,
+        face_w=towards(ident.face_w, 0.48 + (0.03 if male else 0.0)), jaw=towards(ident.jaw, 0.80 if male else 0.62),
+        brow_thick=towards(ident.brow_thick, 0.0375 if male else 0.022), **values,
+    )
+
+
+def sample_person(rng: np.random.Generator, identity_id: int, spread: float = 1.0) -> Person:
+    """An identity with traits and per-attribute propensities (`spread`: see `sample_identity`)."""
     stats = load_stats()["attributes"]
     male = bool(rng.random() < stats["Male"]["prevalence"])
-    ident = sample_identity(rng, identity_id, male)
+    ident = sample_identity(rng, identity_id, male, spread)
     cond = sex_conditionals()
     g = 0 if male else 1
     prop: dict[str, float] = {}
@@ -313,3 +348,21 @@ def identity_level_fractions(labels_per_identity: list[np.ndarray]) -> dict[str,
         out[name] = {"always": float((means == 1).mean()), "never": float((means == 0).mean()),
                      "mixed": float(((means > 0) & (means < 1)).mean())}
     return out
+
+
+def without_mixing(person: Person, rng: np.random.Generator, keep: float) -> Person:
+    """The person with their edited attributes made (mostly) identity-constant: each "mixed" propensity
+    of Eyeglasses, Smiling and No_Beard is kept with probability `keep`, otherwise replaced by always (1)
+    or never (0) with its own probability, so the prevalence holds in expectation; the open mouth's class
+    likewise becomes "always" or "never". The stress setting's training identities (`train_mixing`)."""
+    prop = dict(person.propensity)
+    for name in ("Eyeglasses", "Smiling", "No_Beard"):
+        p = prop[name]
+        if 0.0 < p < 1.0 and rng.random() >= keep:
+            prop[name] = 1.0 if rng.random() < p else 0.0
+    mouth = person.mouth_open_class
+    if mouth == "mixed" and rng.random() >= keep:
+        ps, pn = _mouth_open_given_smile()
+        rate = ps * prop["Smiling"] + pn * (1.0 - prop["Smiling"])
+        mouth = "always" if rng.random() < rate else "never"
+    return Person(person.identity, prop, mouth)

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from pipeline.synth.faces import render_face, sample_params
 from pipeline.synth.population import sample_person
+from pipeline.synth.style import DEFAULT_STYLE, Style
 
 COLUMNS: tuple[tuple[str, dict], ...] = (
     ("plain", {}), ("smiling", {"Smiling": 1}), ("mouth open", {"Mouth_Slightly_Open": 1}),
@@ -19,7 +20,7 @@ COLUMNS: tuple[tuple[str, dict], ...] = (
 )
 
 
-def contact_sheet(path: str | Path, *, size: int = 128, rows: int = 6, seed: int = 7) -> Path:
+def contact_sheet(path: str | Path, *, size: int = 128, rows: int = 6, seed: int = 7, style: Style = DEFAULT_STYLE) -> Path:
     """Write rows x 8 faces (the last column in the LFW domain, centre-cropped) with a label strip."""
     label_h = 14
     sheet = Image.new("RGB", (len(COLUMNS) * size, rows * size + label_h), "white")
@@ -27,12 +28,12 @@ def contact_sheet(path: str | Path, *, size: int = 128, rows: int = 6, seed: int
     for c, (title, _) in enumerate(COLUMNS):
         draw.text((c * size + 4, 2), title, fill=(0, 0, 0))
     for r in range(rows):
-        person = sample_person(np.random.default_rng([seed, r]), r + 1)
+        person = sample_person(np.random.default_rng([seed, r]), r + 1, style.identity_spread)
         for c, (title, overrides) in enumerate(COLUMNS):
             labels = {"Wearing_Lipstick": int(not person.identity.male), **overrides}
             domain = "lfw" if title == "lfw domain" else "celeba"
-            params = sample_params(np.random.SeedSequence([seed, r, c]), domain, False, size)
-            img, _ = render_face(person.identity, labels, params, size)
+            params = sample_params(np.random.SeedSequence([seed, r, c]), domain, False, size, style.nuisance)
+            img, _ = render_face(person.identity, labels, params, size, style)
             tile = Image.fromarray(img)
             if domain == "lfw":  # what the project's LFW reader sees: the central 60%, resized
                 side = round(tile.width * 0.6)

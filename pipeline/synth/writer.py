@@ -9,8 +9,10 @@ Layout under `out`:
     celeba/list_eval_partition.txt            "000001.jpg 0"; 0/1/2 identity-disjoint, ~80/10/10
     celeba/attribute_regions/000001.png       uint8, bit k = REGION_BITS attribute k's region
     celeba/attribute_regions/regions.json     the bits
+    celeba/render_params.json                 what re-renders any image exactly (pipeline/synth/recipe.py)
     lfw/lfw/<Name>/<Name>_0001.jpg            round(size / 0.6) square, face in the central 60%
     lfw/pairs.txt, pairsDevTrain.txt, pairsDevTest.txt
+    lfw/lfw_attributes.txt                    per-image attribute scores in the format of Kumar et al.'s file
     synth.json                                parameters, stats source, identity traits
 
 Every image is seeded from (seed, domain, image index), never from worker state, so the
@@ -32,15 +34,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.attributes import CELEBA_ATTRIBUTES
-from pipeline.synth.faces import REGION_BITS, canvas_side, decode_regions, encode_regions, render_face, sample_params
+from pipeline.attributes import CELEBA_ATTRIBUTES, REGION_BITS
+from pipeline.synth.faces import canvas_side
+from pipeline.synth.lfw_attributes import write_lfw_attributes
 from pipeline.synth.population import images_per_identity as identity_image_counts
 from pipeline.synth.population import (
-    RENDERED_ATTRIBUTES, STATS_PATH, Identity, load_stats, sample_labels, sample_person,
+    RENDERED_ATTRIBUTES, STATS_PATH, Identity, load_stats, sample_labels, sample_person, without_mixing,
 )
-
-# Sub-streams of the seed: identities of the two datasets never share a stream.
-_CELEBA, _LFW = 0, 100
+from pipeline.synth.recipe import CELEBA_STREAM as _CELEBA
+from pipeline.synth.recipe import LFW_STREAM as _LFW
+from pipeline.synth.recipe import RenderRecords, render_image, seq as _seq
+from pipeline.synth.regions import decode_regions, encode_regions
+from pipeline.synth.style import DEFAULT_STYLE, Style
 _IDX = {name: i for i, name in enumerate(CELEBA_ATTRIBUTES)}
 _SYLLABLES = ("al", "da", "mor", "ven", "ka", "ri", "to", "sel", "mi", "na", "bor", "lin", "qua", "ze", "fen",
               "do", "ra", "vi", "tan", "el", "so", "mar", "gi", "lu", "pe", "ther", "wyn", "cor", "ba", "nes")
@@ -55,27 +60,20 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _seq(seed: int, *keys: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([seed, *keys])
-
-
 # ---------------------------------------------------------------- workers
 
 _W: dict = {}
 
 
-def _init_worker(identities: dict, size: int, seed: int) -> None:
-    _W.update(identities=identities, size=size, seed=seed)
+def _init_worker(identities: dict, size: int, seed: int, style: Style) -> None:
+    _W.update(identities=identities, size=size, seed=seed, style=style)
 
 
 def _render_job(job: tuple) -> None:
     domain, index, ident_key, labels, img_path, region_path = job
     ident: Identity = _W["identities"][ident_key]
-    size, seed = _W["size"], _W["seed"]
-    stream = _CELEBA if domain == "celeba" else _LFW
-    params = sample_params(_seq(seed, stream + 10, index), domain, bool(labels[_IDX["Blurry"]]), size)
-    img, regions = render_face(ident, labels, params, size)
-    Image.fromarray(img).save(img_path, format="JPEG", quality=params.jpeg_quality)
+    img, regions, quality = render_image(ident, labels, domain, index, _W["seed"], _W["size"], _W["style"])
+    Image.fromarray(img).save(img_path, format="JPEG", quality=quality)
     if region_path is not None:
         Image.fromarray(encode_regions(regions)).save(region_path, format="PNG", compress_level=1)
 
@@ -182,14 +180,23 @@ def render_benchmark(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
+    style: Style = DEFAULT_STYLE,
+    train_mixing: float = 1.0,
 ) -> dict:
-    """Render the CelebA-format and LFW-format synthetic trees under `out`; returns a summary."""
+    """Render the CelebA-format and LFW-format synthetic trees under `out`; returns a summary.
+
+    `style`: the renderer's knobs (`pipeline.synth.style`). `train_mixing` < 1 is the stress setting:
+    identities of the training partition (list_eval_partition.txt's 0) keep each attribute's
+    within-identity variation only with this probability, otherwise always or never have it
+    (`population.without_mixing`); validation and test identities keep CelebA's mixing."""
     if identities < 3:
         raise ValueError(f"identities must be at least 3 (train/valid/test need one each), got {identities}")
     if images_per_identity < 1:
         raise ValueError(f"images_per_identity must be at least 1, got {images_per_identity}")
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
+    if not 0.0 <= train_mixing <= 1.0:
+        raise ValueError(f"train_mixing must be in [0, 1], got {train_mixing}")
     n_lfw = lfw_identities if lfw_identities is not None else max(20, round(identities * 5749 / 10177))
     if n_lfw < 20:
         raise ValueError(f"lfw_identities must be at least 20 (10 folds of at least 2 people), got {n_lfw}")
@@ -199,23 +206,27 @@ def render_benchmark(
     _prepare_out(out, overwrite)
 
     # 1. CelebA population: identities, image counts, labels, shuffled image order, partitions
-    people = [sample_person(np.random.default_rng(_seq(seed, _CELEBA, i)), i + 1) for i in range(identities)]
+    spread = style.identity_spread
+    people = [sample_person(np.random.default_rng(_seq(seed, _CELEBA, i)), i + 1, spread) for i in range(identities)]
     counts = identity_image_counts(np.random.default_rng(_seq(seed, _CELEBA + 1)), identities,
                                    images_per_identity, fixed_count)
-    labels = [sample_labels(np.random.default_rng(_seq(seed, _CELEBA + 2, i)), p, int(n))
-              for i, (p, n) in enumerate(zip(people, counts))]
-    order = [(i, j) for i, n in enumerate(counts) for j in range(int(n))]
-    perm = np.random.default_rng(_seq(seed, _CELEBA + 3)).permutation(len(order))
-    order = [order[k] for k in perm]
     id_perm = np.random.default_rng(_seq(seed, _CELEBA + 4)).permutation(identities)
     n_valid = max(1, round(identities * 0.1))
     n_test = max(1, round(identities * 0.1))
     partition = np.zeros(identities, dtype=np.int64)
     partition[id_perm[identities - n_valid - n_test : identities - n_test]] = 1
     partition[id_perm[identities - n_test :]] = 2
+    if train_mixing < 1.0:
+        people = [without_mixing(p, np.random.default_rng(_seq(seed, _CELEBA + 5, i)), train_mixing) if partition[i] == 0 else p
+                  for i, p in enumerate(people)]
+    labels = [sample_labels(np.random.default_rng(_seq(seed, _CELEBA + 2, i)), p, int(n))
+              for i, (p, n) in enumerate(zip(people, counts))]
+    order = [(i, j) for i, n in enumerate(counts) for j in range(int(n))]
+    perm = np.random.default_rng(_seq(seed, _CELEBA + 3)).permutation(len(order))
+    order = [order[k] for k in perm]
 
     # 2. LFW population (its own seed stream: different people), counts, names, folds
-    lfw_people = [sample_person(np.random.default_rng(_seq(seed, _LFW, i)), i + 1) for i in range(n_lfw)]
+    lfw_people = [sample_person(np.random.default_rng(_seq(seed, _LFW, i)), i + 1, spread) for i in range(n_lfw)]
     lfw_counts = _lfw_counts(np.random.default_rng(_seq(seed, _LFW + 1)), n_lfw)
     names = _lfw_names(np.random.default_rng(_seq(seed, _LFW + 2)), n_lfw)
     fold_rng = np.random.default_rng(_seq(seed, _LFW + 3))
@@ -272,13 +283,13 @@ def render_benchmark(
     progress(0, total)
     done = 0
     if workers == 1:
-        _init_worker(idents, size, seed)
+        _init_worker(idents, size, seed, style)
         for chunk in chunks:
             done += _render_chunk(chunk)
             progress(done, total)
     else:
         ctx = get_context("fork") if sys.platform.startswith("linux") else get_context()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(idents, size, seed)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(idents, size, seed, style)) as pool:
             for n in pool.imap_unordered(_render_chunk, chunks):
                 done += n
                 progress(done, total)
@@ -302,12 +313,20 @@ def render_benchmark(
     write(lfw_root / "pairs.txt", pair_lines)
     for fname, lines in dev.items():
         write(lfw_root / fname, lines)
+    lfw_rows = [(name.replace("_", " "), j + 1, lfw_labels[i][j], lfw_people[i].identity)
+                for i, name in enumerate(names) for j in range(int(lfw_counts[i]))]
+    write_lfw_attributes(lfw_root, lfw_rows, seed)
+    RenderRecords(seed=seed, size=size, style=style, identities=[p.identity for p in people],
+                  images={name: (i, k, "".join(str(int(v)) for v in lab))
+                          for k, (name, i, lab) in enumerate(rows, start=1)}).write(celeba)
 
     summary = {
         "software": {"package": "faceaug", "version": _version(), "module": __name__},
         "parameters": {"identities": identities, "images_per_identity": images_per_identity, "size": size,
                        "seed": seed, "lfw_identities": n_lfw, "lfw_pairs_per_fold": pairs_p,
-                       "fixed_count": fixed_count},
+                       "fixed_count": fixed_count,
+                       **({"style": style.as_dict()} if style != DEFAULT_STYLE else {}),
+                       **({"train_mixing": train_mixing} if train_mixing != 1.0 else {})},
         "stats_source": load_stats()["source"],
         "stats_file": STATS_PATH.name,
         "celeba": {"images": len(rows), "identities": identities, "image_size": [size, size],
