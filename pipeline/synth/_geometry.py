@@ -19,6 +19,7 @@ GAP_OPEN, GAP_OPEN_SMILING, CORNER_LIFT = 0.075, 0.09, 0.035
 SMILE_WIDEN = 1.2  # a smiling mouth is this much wider (at Style.smile = 1)
 SQUINT = 0.8  # a smile narrows the eyes to this fraction of their height (at Style.smile = 1)
 BEARD_RISE = 0.06  # how much higher up the cheeks a full beard reaches per unit of Style.beard above 1
+JAW_DROP = 0.03  # how far an open mouth lowers the chin per unit of Style.mouth above 1 (none at 1)
 
 
 def superellipse(cx, cy, rx, ry, n=2.0, k=28, t0=0.0, t1=2 * math.pi):
@@ -28,11 +29,22 @@ def superellipse(cx, cy, rx, ry, n=2.0, k=28, t0=0.0, t1=2 * math.pi):
     return np.stack([cx + rx * np.sign(c) * np.abs(c) ** e, cy + ry * np.sign(s) * np.abs(s) ** e], 1)
 
 
-def face_outline(ident: Identity, k: int = 40) -> np.ndarray:
+def face_outline(ident: Identity, k: int = 40, jaw_drop: float = 0.0) -> np.ndarray:
+    """The face's outline; `jaw_drop` lowers the part below the mouth's hinge (most at the chin), as an opening
+    mouth does."""
     t = np.linspace(0, 2 * math.pi, k, endpoint=False)
     s = np.sin(t)
     narrow = 1 - (1 - ident.jaw) * np.maximum(0, s) ** 1.5
-    return np.stack([ident.face_w * np.cos(t) * narrow, FACE_CY + ident.face_h * s], 1)
+    y = FACE_CY + ident.face_h * s
+    if jaw_drop:
+        hinge, chin = jaw_hinge(ident), FACE_CY + ident.face_h
+        y = y + jaw_drop * np.clip((y - hinge) / (chin - hinge), 0, 1)
+    return np.stack([ident.face_w * np.cos(t) * narrow, y], 1)
+
+
+def jaw_hinge(ident: Identity) -> float:
+    """Where the jaw turns when the mouth opens: just above the mouth corners (face units)."""
+    return FACE_CY - 0.13 + ident.nose_len + 0.12 - 0.02
 
 
 class Frame:
@@ -75,6 +87,7 @@ class Layout:
     chin_y: float
     beard_cut: float
     squint: float  # eye height factor of this state (1 = not smiling)
+    jaw_drop: float  # how far this state's open mouth lowers the chin (0 when closed, or at Style.mouth <= 1)
     # the style's extremes, which a region must cover whatever the state
     smile_widen: float
     corner_lift: float
@@ -87,6 +100,7 @@ def layout(ident: Identity, smiling: bool, mouth_open: bool, style: Style) -> La
     lift = CORNER_LIFT * s
     squint = SQUINT if s == 1.0 else max(0.35, 1.0 - (1.0 - SQUINT) * s)
     gap_smiling = GAP_OPEN_SMILING * m
+    jaw_drop = JAW_DROP * (m - 1.0) if mouth_open and m > 1.0 else 0.0
     eye_y = FACE_CY - 0.13
     nose_tip = eye_y + ident.nose_len
     mouth_y = nose_tip + 0.12
@@ -101,9 +115,9 @@ def layout(ident: Identity, smiling: bool, mouth_open: bool, style: Style) -> La
         corner=lift if smiling else 0.0,
         gap=(gap_smiling if smiling else GAP_OPEN * m) if mouth_open else 0.0,
         lens_w=lens_w, lens_h=lens_h,
-        chin_y=FACE_CY + ident.face_h,
+        chin_y=FACE_CY + ident.face_h + jaw_drop,
         beard_cut=beard_cut,
-        squint=squint if smiling else 1.0,
+        squint=squint if smiling else 1.0, jaw_drop=jaw_drop,
         smile_widen=widen, corner_lift=lift, gap_smiling=gap_smiling,
     )
 
@@ -154,7 +168,7 @@ def glasses_width(ident: Identity, style: Style) -> float:
 
 def beard_shapes(ident: Identity, lay: Layout):
     """(full-beard polygon, goatee polygon, moustache polygon) in face units."""
-    out = face_outline(ident, 48)
+    out = face_outline(ident, 48, lay.jaw_drop)
     low = out[out[:, 1] >= lay.beard_cut]
     low = low[np.argsort(np.arctan2(low[:, 1] - FACE_CY, low[:, 0]))]  # left->right via the chin
     low = low[::-1]  # from the right side round the chin to the left
@@ -189,6 +203,19 @@ def region_mouth(ident: Identity, lay: Layout) -> np.ndarray:
     top = lay.mouth_y - lay.corner_lift - ident.lip_thick - 0.03
     bottom = lay.mouth_y + lay.corner_lift * 0.3 + lay.gap_smiling + ident.lip_thick * 1.15 + 0.03
     return superellipse(0, (top + bottom) / 2, hw, (bottom - top) / 2, n=4.0)
+
+
+def region_jaw(ident: Identity, lay: Layout, style: Style) -> np.ndarray | None:
+    """Where an open mouth's jaw drop changes the face: the lower face below the mouth, with the chin at its
+    lowest (None when this benchmark's open mouth does not drop the jaw)."""
+    drop = JAW_DROP * (style.mouth - 1.0)
+    if drop <= 0:
+        return None
+    hinge = jaw_hinge(ident)
+    low = face_outline(ident, 96, drop)
+    low = low[low[:, 1] >= hinge]
+    low = low[np.argsort(np.arctan2(low[:, 1] - FACE_CY, low[:, 0]))]  # right -> chin -> left
+    return np.concatenate([low, np.array([[-ident.face_w * 1.05, hinge], [ident.face_w * 1.05, hinge]])])
 
 
 def region_smile(ident: Identity, lay: Layout) -> list[np.ndarray]:

@@ -194,7 +194,7 @@ def _draw_face(ident: Identity, labels: np.ndarray, params: ImageParams, size: i
         d.polygon(F.pts(back), fill=_shade(hair, 0.85))
     for s in (-1, 1):
         d.polygon(F.pts(geo.superellipse(s * fw * 0.97, lay.eye_y + 0.07, ident.ear_size * 0.5, ident.ear_size, k=16)), fill=_shade(skin, 0.93))
-    d.polygon(F.pts(geo.face_outline(ident)), fill=skin)
+    d.polygon(F.pts(geo.face_outline(ident, jaw_drop=lay.jaw_drop)), fill=skin)
 
     # cheeks (smile lifts and flushes them), freckles, mole
     if smiling:

@@ -72,9 +72,12 @@ def face_regions(ident: Identity, lay_now: geo.Layout, params, out_side: int, fr
         d.line([a, b], fill=255, width=w)
     masks["Eyeglasses"] = m
 
-    # mouth: the lips and opening in every state
+    # mouth: the lips and opening in every state (and the lower face, where an open mouth drops the jaw)
     m, d = new()
     d.polygon(F.pts(geo.region_mouth(ident, lay_now), inner=True), fill=255)
+    jaw = geo.region_jaw(ident, lay_now, style)
+    if jaw is not None:
+        d.polygon(F.pts(jaw), fill=255)
     masks["Mouth_Slightly_Open"] = m
 
     # smiling: mouth, nasolabial band and cheeks
@@ -87,10 +90,11 @@ def face_regions(ident: Identity, lay_now: geo.Layout, params, out_side: int, fr
                         inner=True), fill=255)
     masks["Smiling"] = m
 
-    # beard: jaw, chin, upper lip, for every beard style (computed for both smile states)
+    # beard: jaw, chin, upper lip, for every beard style (computed for both smile states, and an open mouth
+    # where it drops the jaw)
     m, d = new()
-    for smile in (False, True):
-        lay = geo.layout(ident, smile, False, style)
+    for smile, mouth_open in ((False, False), (True, False)) + (((False, True), (True, True)) if style.mouth > 1.0 else ()):
+        lay = geo.layout(ident, smile, mouth_open, style)
         full, goatee, must = geo.beard_shapes(ident, lay)
         d.polygon(F.pts(full), fill=255)
         d.polygon(F.pts(goatee, inner=True), fill=255)
