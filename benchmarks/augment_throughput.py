@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from editing._training import decode_image, load_originals, to_float
+from editing.originals import load_originals
 from editing.augment import augment_attribute
 from editing.registry import get_plugin
-from pipeline.images import encode_png
+from pipeline.images import batch_to_model_range, decode_rgb, encode_png
 from pipeline.shards import ShardStore
 
 
@@ -48,7 +48,7 @@ def main() -> None:
 
     # raw edit throughput on the same images and batch size (both directions, as augmentation does)
     data = load_originals([originals], "train", limit=2048)
-    x_all = to_float(data.images)
+    x_all = batch_to_model_range(data.images)
     editor.edit(x_all[: args.batch], torch.ones(args.batch))  # warm-up
     t = time.perf_counter()
     n = 0
@@ -64,7 +64,7 @@ def main() -> None:
     blobs = ShardStore(originals).read_table(filter_split="train").column("image").to_pylist()[:2048]
     with ThreadPoolExecutor(max_workers=cores) as pool:
         t = time.perf_counter()
-        pixels = list(pool.map(decode_image, blobs))
+        pixels = list(pool.map(lambda b: decode_rgb(b, "benchmark sample"), blobs))
         decode = len(blobs) / (time.perf_counter() - t)
         arrays = [np.ascontiguousarray(a) for a in pixels]
         t = time.perf_counter()

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.attributes import EDITED_ATTRIBUTES, index_of  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.layout import RunLayout  # noqa: E402
 
 
 def _pairscores(emb: np.ndarray, pairs, PairScores):
@@ -56,7 +57,7 @@ def measure(cfg, seeds: list[int], replicates: int) -> dict:
     for s in seeds:
         train_arm(cfg, "baseline", s, progress=lambda m: print(m, flush=True) if "step" in m and "/1000 " in m else None)
     train_seconds = time.perf_counter() - t0
-    table = ShardStore(cfg.shards("originals")).read_table(columns=["sample_id", "attributes"], filter_split="test")
+    table = ShardStore(RunLayout(cfg).originals).read_table(columns=["sample_id", "attributes"], filter_split="test")
     attrs_of = dict(zip(table["sample_id"].to_pylist(), table["attributes"].to_pylist()))
     lfw = LFW.open(resolve_sources(cfg, progress=lambda m: None).lfw_dir)
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from editing.evaluate import evaluate_editor, format_success, get_judge, held_out
 from editing.registry import get_plugin
 from editing.sagan_probe import probe_sagan
-from editing.training import editor_dir
+from flows.run import in_worker
 from pipeline.config import load_config
-from recognition.stages import in_worker
+from pipeline.layout import RunLayout
 
 DEFAULT_VARIANTS = (
     "base",
@@ -68,7 +68,7 @@ def main() -> None:
                                                    f"editor.attributes=[{args.attribute}]", "editor.threads=1"])
 
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {name: pool.submit(in_worker, "editor", cfg.model_dump_json(), args.attribute, "sagan") for name, cfg in configs.items()}
+        futures = {name: pool.submit(in_worker, "train editors", cfg.model_dump_json(), {"editor": "sagan", "unit": args.attribute}) for name, cfg in configs.items()}
         for name, fut in futures.items():
             print(f"{name}: trained in {fut.result()}", flush=True)
 
@@ -82,7 +82,7 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, overrides in variants:
-        directory = editor_dir(configs[name], args.attribute)
+        directory = RunLayout(configs[name]).editor_dir(args.attribute)
         editor = get_plugin("sagan").editor.load(directory)
         ev = evaluate_editor(editor, args.attribute, test, judge, mask_threshold=base.evaluation.mask_threshold)
         ev.pop("_edited"), ev.pop("_mask")

@@ -21,9 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import FlopCounter, machine, matmul_peak, median_seconds  # noqa: E402
 
-from editing._gan import autocast_dtype  # noqa: E402
-from editing.sagan import SaganEditor, sagan_iteration  # noqa: E402
-from editing.sagan_nets import Discriminator, Generator, init_weights  # noqa: E402
+from editing.networks import Discriminator, init_weights  # noqa: E402
+from editing.sagan import Generator, SaganEditor, sagan_iteration  # noqa: E402
+from pipeline.precision import autocast_dtype  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 
 

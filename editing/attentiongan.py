@@ -24,11 +24,11 @@ L = L_GAN + λcycle L_cycle + λid L_id (λcycle = 10, λid = 0.5 λcycle; ident
 domain: G(y) ≈ y), ngf 64, 9 residual blocks and n = 10. Deviations:
   * One generator for both directions, conditioned on the target attribute as a fourth input
     channel, with SaGAN's critic: WGAN-GP and an attribute-classification head (`gradient_penalty`,
-    sagan_nets' Discriminator). So the adversarial and attribute losses, λgp, λcls, n_critic, the
+    networks' Discriminator). So the adversarial and attribute losses, λgp, λcls, n_critic, the
     cycle weight (λdual) and the identity weight (λidentity, on G(x, c^g) ≈ x, the conditional
     form of G(y) ≈ y) are SaGAN's (`config.sagan`); the widths are too, so every editor in a profile
     trains at the same size.
-  * Encoder and decoders are the halves of sagan_nets' EncoderDecoder (4x4 stride-2 convs, zero
+  * Encoder and decoders are the halves of networks' EncoderDecoder (4x4 stride-2 convs, zero
     padding) instead of the released ResNet generator; the attention head is its 7x7 output conv
     (the released code uses a 1x1 conv) with the sigmoid replaced by the softmax.
   * TV regularisation (used in scheme I against masks saturating to 1; `params.lambda_tv`) is on all
@@ -49,11 +49,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import GanEditor, GanTrainer, amp as _amp
+from editing.gan import GanEditor, GanTrainer
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import critic_steps, total_variation
-from editing.sagan_nets import Discriminator, EncoderDecoder
+from editing.losses import critic_steps, flipped, total_variation
+from editing.networks import Discriminator, EncoderDecoder
+from pipeline.precision import amp as _amp
 
 
 class AttentionGanParams(BaseModel):
@@ -105,7 +106,7 @@ def attentiongan_iteration(g: AttentionGenerator, d: Discriminator, opt_g, opt_d
     """`n_critic` critic updates, then one generator update; `s` = SaganParams, `p` = AttentionGanParams."""
     amp = _amp(autocast, next(g.parameters()).device.type)
     # 1. Train the critic n_critic times, each on a fresh batch (as SaGAN).
-    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(lambda x, c: g(x, c)[0], d, opt_d, draw, s, n_critic, rng, amp)
+    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(flipped(lambda x, c: g(x, c)[0]), d, opt_d, draw, s, n_critic, rng, amp)
 
     # 2. Train the generator on the last batch: the edit and the identity pass share one forward.
     with amp:

@@ -20,6 +20,7 @@ overlapped with the editor's batches on the device.
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -28,16 +29,25 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from editing._training import decode_image
 from editing.base import Editor
 from pipeline import faults
 from pipeline.attributes import index_of
-from pipeline.images import encode_png
+from pipeline.images import batch_from_model_range, batch_to_model_range, decode_rgb, encode_png
+from pipeline.layout import AUGMENT_SUMMARY, RunLayout
 from pipeline.shards import ShardStore, ensure_resumable
 
 
-def _to_uint8(batch: torch.Tensor) -> np.ndarray:
-    return ((batch.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+def train_originals(originals: str):
+    """The train-split originals of a shard dataset, sorted by sample id. Read once per process and dataset
+    version (every shard job of an attribute, and every attribute, slices the same table)."""
+    store = ShardStore(originals)
+    return _train_originals(originals, tuple((e.name, e.sha256) for e in store.entries()))
+
+
+@functools.lru_cache(maxsize=2)
+def _train_originals(originals: str, version: tuple):
+    table = ShardStore(originals).read_table(filter_split="train")
+    return table.filter(pc.equal(table.column("edit_kind"), "original")).sort_by("sample_id")
 
 
 class Augmentation:
@@ -47,8 +57,8 @@ class Augmentation:
     def __init__(self, editor: Editor, attribute: str, originals: str, out: str, *, rows_per_shard: int = 1024,
                  metadata: dict | None = None):
         self.editor, self.attribute, self.out, self.rows_per_shard = editor, attribute, out, rows_per_shard
-        table = ShardStore(originals).read_table(filter_split="train")
-        self.table = table.filter(pc.equal(table.column("edit_kind"), "original")).sort_by("sample_id")
+        self.originals = originals
+        self.table = train_originals(originals)
         self.key = {"attribute": attribute, "editor": editor.name, "editor_version": editor.version,
                     "editor_checkpoint": editor.checkpoint_id, "source_rows": self.table.num_rows, "rows_per_shard": rows_per_shard}
         self.store = ShardStore(out, metadata={"dataset": f"aug-{attribute}", "key": self.key, **(metadata or {})})
@@ -74,7 +84,7 @@ class Augmentation:
 
         def decode_rows(k: int) -> tuple[list[dict], list[np.ndarray]]:
             rows = self.table.slice(k * R, R).to_pylist()
-            return rows, [decode_image(r["image"]) for r in rows]
+            return rows, [decode_rgb(r["image"], f"{self.originals}: sample {r['sample_id']!r}") for r in rows]
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
             # Decoding of the next shard and PNG encoding of finished batches run in threads
@@ -85,11 +95,12 @@ class Augmentation:
                 upcoming = pool.submit(decode_rows, todo[i_todo + 1]) if i_todo + 1 < len(todo) else None
                 encoded: dict[str, list] = {"added": [], "removed": []}
                 for i in range(0, len(rows), batch_size):
-                    x = torch.from_numpy(np.stack(pixels[i : i + batch_size])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+                    x = batch_to_model_range(torch.from_numpy(np.stack(pixels[i : i + batch_size])).permute(0, 3, 1, 2))
                     t0 = time.perf_counter()
+                    sources = [r["source_image_id"] for r in rows[i : i + batch_size]]
                     for kind in ("added", "removed"):
-                        result = self.editor.edit(x, self.editor.targets_for(kind, len(x)))
-                        encoded[kind].extend(pool.submit(encode_png, a) for a in _to_uint8(result.images))
+                        result = self.editor.apply(x, self.editor.targets_for(kind, len(x)), sources)
+                        encoded[kind].extend(pool.submit(encode_png, a) for a in batch_from_model_range(result.images))
                     edit_seconds += time.perf_counter() - t0
                 out_rows = []
                 for i, row in enumerate(rows):
@@ -113,15 +124,15 @@ class Augmentation:
         return {"shards_written": len(todo), "edited_images": made, "seconds": time.perf_counter() - started,
                 "edit_seconds": edit_seconds}
 
-    def finish(self, written: list[dict], started: float) -> dict:
-        """Summarise once every shard is committed; `written` are the `write` results of this run."""
+    def finish(self, written: list[dict], seconds: float) -> dict:
+        """Summarise once every shard is committed; `written` are the `write` results of this run, which took `seconds`."""
         missing = [k for k in self.shards if not self.store.has(f"part-{k:05d}")]
         if missing:
             raise RuntimeError(f"{self.out}: shards {missing} are still missing; write them before finishing")
         self.store.write_summary()
         made = sum(w["edited_images"] for w in written)
         edit_seconds = sum(w["edit_seconds"] for w in written)
-        elapsed = time.perf_counter() - started
+        elapsed = seconds
         return {
             "attribute": self.attribute, "source_images": self.table.num_rows, "rows": self.store.num_rows(),
             "shards": len(self.shards), "shards_reused": len(self.shards) - sum(w["shards_written"] for w in written),
@@ -137,40 +148,31 @@ def augment_attribute(editor: Editor, attribute: str, originals: str, out: str, 
     started = time.perf_counter()
     job = Augmentation(editor, attribute, originals, out, rows_per_shard=rows_per_shard, metadata=metadata)
     written = job.write(job.plan(), batch_size=batch_size, threads=threads, progress=progress)
-    return job.finish([written], started)
+    return job.finish([written], time.perf_counter() - started)
 
 
 def augmentation_for(cfg, attribute: str, *, editor: str | None = None, device: str | None = None) -> Augmentation:
     """The run's augmentation job for `attribute` with `editor` (default: the run's editor): that trained
-    editor over the originals -> `augmented_dir(cfg, attribute, editor)`."""
+    editor over the originals -> the layout's aug-<attribute>[@<editor>] dataset."""
     import json
 
-    from editing.registry import get_plugin
-    from editing.training import default_device, editor_dir, originals_dir
+    from editing.train import load_editor
 
     name = editor or cfg.editor.name
-    model = get_plugin(name).editor.load(editor_dir(cfg, attribute, name), device=device or default_device())
-    return Augmentation(model, attribute, originals_dir(cfg), augmented_dir(cfg, attribute, name),
+    layout = RunLayout(cfg)
+    model = load_editor(cfg, attribute, name, device=device)
+    return Augmentation(model, attribute, layout.originals, layout.augmented(attribute, name),
                         rows_per_shard=cfg.data.shard_rows, metadata={"config": json.loads(cfg.for_editor(name).to_json())})
 
 
-SUMMARY = "augment_summary.json"  # written last: marks the attribute's augmentation finished
-
-
-def augmented_dir(cfg, attribute: str, editor: str | None = None) -> str:
-    """aug-<attribute> for the run's editor; aug-<attribute>@<editor> for another (the `aug-...@<editor>` arms)."""
-    suffix = "" if editor in (None, cfg.editor.name) else f"@{editor}"
-    return cfg.shards(f"aug-{attribute}{suffix}")
-
-
-def finish_stage(cfg, job: Augmentation, written: list[dict], started: float) -> dict:
+def finish_stage(cfg, job: Augmentation, written: list[dict], seconds: float) -> dict:
     import json
 
-    summary = job.finish(written, started)
+    summary = job.finish(written, seconds)
     if summary["edited_images"]:
         summary["pipeline_fraction_of_edit_throughput"] = summary["pipeline_images_per_s"] / summary["edit_images_per_s"]
     job.store.write_json("config.json", json.loads(cfg.for_editor(job.editor.name).to_json()))
-    job.store.write_json(SUMMARY, summary)
+    job.store.write_json(AUGMENT_SUMMARY, summary)
     return summary
 
 
@@ -181,4 +183,4 @@ def augment_stage(cfg, attribute: str, *, editor: str | None = None, device: str
     started = time.perf_counter()
     job = augmentation_for(cfg, attribute, editor=editor, device=device)
     written = job.write(job.plan(), progress=progress)
-    return finish_stage(cfg, job, [written], started)
+    return finish_stage(cfg, job, [written], time.perf_counter() - started)

@@ -10,6 +10,11 @@ An editor edits one or more attributes of a batch of faces:
 for editors that have one (CRG's k). Training is not part of this surface: each editor
 family has a separate `Trainer` whose `fit()` checkpoints and resumes, and whose output
 directory is what `Editor.load` reads.
+
+An editor that needs to know *which* faces it edits (the true counterfactual re-renders each
+face of the synthetic benchmark) sets `needs_sources = True` and takes `sources=` (one source
+image id per image, e.g. '000123.jpg') in `edit`. The stages call every editor through
+`apply(images, target, sources)`, which passes them only to such editors.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Editor(ABC):
     version: ClassVar[str] = "1"
     has_mask: ClassVar[bool] = False
     target_kind: ClassVar[str] = "binary"  # or "strength"
+    needs_sources: ClassVar[bool] = False  # True: `edit` takes sources= (one source image id per image)
 
     def __init__(self, attributes: tuple[str, ...], checkpoint_id: str = "none"):
         self.attributes = tuple(attributes)
@@ -50,6 +56,12 @@ class Editor(ABC):
     @abstractmethod
     def edit(self, images: torch.Tensor, target: torch.Tensor) -> EditResult:
         """Edit a batch toward `target` (one value per image)."""
+
+    def apply(self, images: torch.Tensor, target: torch.Tensor, sources: list[str] | None = None) -> EditResult:
+        """`edit`, with the images' source ids for an editor that needs them (`needs_sources`)."""
+        if self.needs_sources:
+            return self.edit(images, target, sources=sources)
+        return self.edit(images, target)
 
     def targets_for(self, kind: str, n: int) -> torch.Tensor:
         """Target values meaning 'add' or 'remove' the attribute, for augmentation."""

@@ -25,15 +25,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from editing._training import Originals, sample_grid, to_float, write_json_atomic
-from editing.evaluate import evaluate_editor, format_success, get_judge, held_out, verifier_embedding
+from editing.evaluate import evaluate_editor, format_success, get_judge, held_out
+from editing.grids import sample_grid
+from editing.originals import Originals
 from editing.registry import get_plugin
-from editing.training import ALL, editor_dir, train_editor
+from editing.train import load_editor, train_editor
+from pipeline.atomic import write_json_atomic
 from pipeline.config import RunConfig
+from pipeline.images import batch_to_model_range
+from pipeline.layout import ALL, EDITOR_JSON, RunLayout
 
 
 def train_seconds(directory: Path) -> float | None:
-    meta_path = directory / "editor.json"
+    meta_path = directory / EDITOR_JSON
     if not meta_path.exists():
         return None
     meta = json.loads(meta_path.read_text())
@@ -43,15 +47,16 @@ def train_seconds(directory: Path) -> float | None:
 
 
 @torch.inference_mode()
-def edit_throughput(editor, images: torch.Tensor, batch: int = 64, repeats: int = 3) -> float:
-    """Median images/s of `editor.edit` on one batch (after a warm-up call)."""
-    x = to_float(images[:batch])
+def edit_throughput(editor, test: Originals, batch: int = 64, repeats: int = 3) -> float:
+    """Median images/s of editing one batch of test faces (after a warm-up call)."""
+    x = batch_to_model_range(test.images[:batch])
     target = torch.ones(len(x))
-    editor.edit(x, target)
+    sources = test.source_ids[:batch]
+    editor.apply(x, target, sources)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        editor.edit(x, target)
+        editor.apply(x, target, sources)
         times.append(time.perf_counter() - t)
     return len(x) / float(np.median(times))
 
@@ -74,34 +79,40 @@ def _row_order(test: Originals, attribute: str, rows: int) -> list[int]:
 
 
 def compare_editors(cfg: RunConfig, names: list[str], attributes: list[str] | None = None, *, train: bool = True,
-                    device: str = "cpu", rows: int = 6, progress: Callable[[str], None] = print) -> dict:
-    """Train (unless `train` is False) and score every editor in `names` for each attribute; write the comparison."""
+                    device: str = "cpu", rows: int = 6, embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    progress: Callable[[str], None] = print) -> dict:
+    """Train (unless `train` is False) and score every editor in `names` for each attribute; write the comparison.
+    `embed` (a verifier's embedding, e.g. the run's baseline: `recognition.identity.baseline_embedding`) adds
+    identity preservation."""
     attributes = list(attributes or cfg.editor.attributes)
+    from editing.counterfactual import truth_for
+
     judge = get_judge(cfg, progress)
     test = held_out(cfg)
-    embed = verifier_embedding(cfg, device)
+    truth = truth_for(cfg)
     everything = {}
     for attribute in attributes:
-        out_dir = Path(cfg.output_dir) / "compare" / attribute
+        out_dir = RunLayout(cfg).compare_dir(attribute)
         out_dir.mkdir(parents=True, exist_ok=True)
         pick = _row_order(test, attribute, rows)
-        columns: list[list[torch.Tensor]] = [[to_float(test.images[i : i + 1])[0] for i in pick]]
+        columns: list[list[torch.Tensor]] = [[batch_to_model_range(test.images[i : i + 1])[0] for i in pick]]
         labels, table = ["input"], []
         for name in names:
             ecfg = cfg.for_editor(name)
             plugin = get_plugin(name)
-            directory = editor_dir(ecfg, attribute)
+            directory = RunLayout(ecfg).editor_dir(attribute)
             if train:  # a finished editor is reused, a partial one resumed
                 train_editor(ecfg, ALL if plugin.multi_attribute else attribute, device=device, progress=progress)
-            editor = plugin.editor.load(directory, device=device)
+            editor = load_editor(ecfg, attribute, directory=directory, device=device)
             progress(f"compare {attribute}: scoring {name}")
-            result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold, embed=embed)
+            result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold, embed=embed,
+                                     truth=truth)
             edited, _ = result.pop("_edited"), result.pop("_mask")
             result["train_seconds"] = train_seconds(directory)
-            result["edit_images_per_s"] = edit_throughput(editor, test.images)
+            result["edit_images_per_s"] = edit_throughput(editor, test)
             table.append(result)
             columns.append([edited[i] for i in pick])
-            columns.append([(edited[i] - to_float(test.images[i : i + 1])[0]).abs() * 2 - 1 for i in pick])
+            columns.append([(edited[i] - batch_to_model_range(test.images[i : i + 1])[0]).abs() * 2 - 1 for i in pick])
             labels += [name, "|res|"]
         grid = sample_grid([list(row) for row in zip(*columns)]) if pick else None
         if grid is not None:
@@ -116,7 +127,8 @@ def compare_editors(cfg: RunConfig, names: list[str], attributes: list[str] | No
 
 
 COMPARISON_COLUMNS = ["editor", "added: success [95% CI]", "removed: success [95% CI]", "change outside / inside true region",
-                      "mask mass inside", "mask IoU", "identity: cos(orig, edit) / same / different", "train s", "edit img/s"]
+                      "error to the true edit in region (of no edit's)", "mask mass inside", "mask IoU",
+                      "identity: cos(orig, edit) / same / different", "train s", "edit img/s"]
 
 
 def comparison_rows(summary: dict) -> list[list[str]]:
@@ -136,8 +148,18 @@ def comparison_rows(summary: dict) -> list[list[str]]:
         else:
             ident_s = "n/a (no verifier yet)"
         secs = "n/a" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}"
-        rows.append([r["editor"], format_success(r["added"]), format_success(r["removed"]), change, *mask, ident_s, secs, f"{r['edit_images_per_s']:.0f}"])
+        truth = format_truth(r.get("counterfactual_error"))
+        rows.append([r["editor"], format_success(r["added"]), format_success(r["removed"]), change, truth, *mask, ident_s, secs,
+                     f"{r['edit_images_per_s']:.0f}"])
     return rows
+
+
+def format_truth(error: dict | None) -> str:
+    """'0.031 (42%)': the mean absolute error to the true counterfactual inside the region, and that as a share of
+    doing nothing's; 'n/a' without a counterfactual (real data)."""
+    if not error:
+        return "n/a"
+    return f"{error['editor']['inside']['mae']:.3f} ({100 * error['ratio_inside']:.0f}%)"
 
 
 def comparison_title(summary: dict) -> str:

@@ -34,7 +34,7 @@ What the paper does and we do not:
   * GAN: its generator is PGGAN-like with progressive growing, spectral normalisation in G and D,
     TTUR learning rates and a 1:2 G:D update ratio. Ours is a DCGAN-style generator at a fixed
     resolution and at the SaGAN generator's width (`config.sagan.g_conv_dim`, `g_downsamples`;
-    `g_res_blocks` is unused: G has no bottleneck), trained with WGAN-GP against sagan_nets'
+    `g_res_blocks` is unused: G has no bottleneck), trained with WGAN-GP against networks'
     Discriminator conv stack and real/fake head (`d_conv_dim`, `d_layers`, `lambda_gp`),
     Adam(`editor.lr`, `editor.betas`) for both, `editor.n_critic` D updates per G update.
     (A PGGAN-shaped G with pixel norm, biases and no equalised learning rate collapsed to one flat
@@ -71,13 +71,15 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import GanEditor, GanTrainer, amp as _amp
-from editing._training import Originals, to_float
+from editing.gan import GanEditor, GanTrainer
+from editing.originals import Originals
 from editing.base import EditResult, editor_params
 from editing.crg_nets import Encoder, LatentGenerator
 from editing.registry import EditorPlugin
-from editing.sagan import gradient_penalty
-from editing.sagan_nets import Discriminator
+from editing.losses import gradient_penalty
+from editing.networks import Discriminator
+from pipeline.images import batch_to_model_range
+from pipeline.precision import amp as _amp
 
 
 class CrgParams(BaseModel):
@@ -204,7 +206,7 @@ def strength(p_with: torch.Tensor, p_without: torch.Tensor) -> tuple[float, tupl
 @torch.no_grad()
 def encode(e: Encoder, images: torch.Tensor, device: torch.device, batch: int = 256) -> torch.Tensor:
     """uint8 images -> latent codes (E in eval mode, fp32)."""
-    return torch.cat([e(to_float(images[i : i + batch]).to(device)).float().cpu() for i in range(0, len(images), batch)])
+    return torch.cat([e(batch_to_model_range(images[i : i + batch]).to(device)).float().cpu() for i in range(0, len(images), batch)])
 
 
 class CrgEditor(GanEditor):

@@ -20,10 +20,10 @@ discriminators. Editing routes each image by its target: 1 -> G_add, 0 -> G_remo
 loss is what makes G_add leave a face that already has the attribute (nearly) unchanged.
 
 Deviations from the paper:
-  * Generators are sagan_nets' EncoderDecoder (image in, tanh out; 4x4 stride-2 convs, zero
+  * Generators are networks' EncoderDecoder (image in, tanh out; 4x4 stride-2 convs, zero
     padding) at `config.sagan`'s width, instead of the ResNet with reflection padding and 9 (256 px)
     or 6 (128 px) blocks; every editor in a profile trains at the same size.
-  * Discriminators are sagan_nets' Discriminator conv stack with its real/fake head, a patch map of
+  * Discriminators are networks' Discriminator conv stack with its real/fake head, a patch map of
     (image_size / 2^d_layers)^2 scores (LeakyReLU 0.01, no normalisation) instead of the 70x70
     PatchGAN (3 stride-2 convs with InstanceNorm, LeakyReLU 0.2). The attribute head is not used.
   * Batches come from the training loop, half from each domain (`requires_balance`), instead of
@@ -40,10 +40,11 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import GanEditor, GanTrainer, amp as _amp
+from editing.gan import GanEditor, GanTrainer
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan_nets import Discriminator, EncoderDecoder
+from editing.networks import Discriminator, EncoderDecoder
+from pipeline.precision import amp as _amp
 
 
 class CycleGanParams(BaseModel):
@@ -65,7 +66,7 @@ def generator(conv_dim: int, downsamples: int, res_blocks: int) -> EncoderDecode
 
 
 def patch_discriminator(image_size: int, conv_dim: int, layers: int) -> nn.Sequential:
-    """sagan_nets' Discriminator without its attribute head: x -> a map of real/fake scores."""
+    """networks' Discriminator without its attribute head: x -> a map of real/fake scores."""
     d = Discriminator(image_size, conv_dim, layers)
     return nn.Sequential(d.main, d.src)
 

@@ -11,8 +11,12 @@ For one editor and attribute, on held-out test images (identities the editor nev
   channels) outside the ground-truth region of the attribute, and inside it.
 * mask quality (editors with a mask): share of the mask's mass inside the true region,
   IoU of the thresholded mask with the region, mean mask value inside vs. outside.
+* error to the true counterfactual (synthetic benchmark): mean absolute error and PSNR of the
+  edit against the face re-rendered with the attribute flipped (`editing.counterfactual`), inside
+  and outside the region, next to the error of doing nothing.
 * identity preservation (when a verifier embedding is given): cosine similarity between
-  an image and its edit, next to same-identity and different-identity pairs.
+  an image and its edit, next to same-identity and different-identity pairs. The run scores it
+  after its verifiers exist (`recognition.identity`), into identity.json beside the editor.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from typing import Callable
 
 import torch
 
-from editing._training import Originals, sample_grid, to_float, write_json_atomic
 from editing.base import Editor
+from editing.grids import sample_grid
 from editing.judge import AttributeJudge
-from pipeline.attributes import EDITED_ATTRIBUTES
+from editing.originals import Originals, load_originals
+from pipeline.atomic import write_json_atomic
+from pipeline.attributes import region_mask
+from pipeline.images import batch_to_model_range
+from pipeline.layout import RunLayout
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -61,8 +69,7 @@ def format_success(d: dict | None) -> str:
 
 def region_masks(regions: torch.Tensor, attribute: str) -> torch.Tensor:
     """N x H x W bitmasks -> N x 1 x H x W bool for one attribute."""
-    bit = list(EDITED_ATTRIBUTES).index(attribute)
-    return ((regions.long() >> bit) & 1).bool().unsqueeze(1)
+    return region_mask(regions, attribute).unsqueeze(1)
 
 
 @torch.inference_mode()
@@ -75,19 +82,23 @@ def evaluate_editor(
     mask_threshold: float = 0.5,
     batch_size: int = 64,
     embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    truth: Callable | None = None,
 ) -> dict:
+    """Score one editor on held-out faces (module docstring). `truth` (`editing.counterfactual.truth_for`, on
+    the synthetic benchmark) adds the error to the true counterfactual."""
     labels = test.labels(attribute)
     target = 1 - labels  # the flipped label, as in training
     n = len(labels)
+    sources = test.source_ids
     edited_all, masks = [], []
     for i in range(0, n, batch_size):
-        x = to_float(test.images[i : i + batch_size])
-        result = editor.edit(x, target[i : i + batch_size])
+        x = batch_to_model_range(test.images[i : i + batch_size])
+        result = editor.apply(x, target[i : i + batch_size], sources[i : i + batch_size])
         edited_all.append(result.images.float().cpu())
         masks.append(None if result.mask is None else result.mask.float().cpu())
     edited = torch.cat(edited_all)
     mask = torch.cat(masks) if all(m is not None for m in masks) else None
-    original = to_float(test.images)
+    original = batch_to_model_range(test.images)
 
     p_edited = torch.cat([judge.predict(edited[i : i + 256], attribute) for i in range(0, n, 256)])
     p_original = torch.cat([judge.predict(original[i : i + 256], attribute) for i in range(0, n, 256)])
@@ -120,11 +131,35 @@ def evaluate_editor(
     else:
         out["preservation"] = {"mean_abs_change_whole_image": change.mean().item(), "note": "no ground-truth regions in this dataset"}
 
+    if truth is not None and test.regions is not None:
+        true = torch.cat([truth(sources[i : i + batch_size], attribute, target[i : i + batch_size], test.images.shape[-1])
+                          for i in range(0, n, batch_size)])
+        out["counterfactual_error"] = counterfactual_error(edited, original, true, region_masks(test.regions, attribute))
     if embed is not None:
         out["identity"] = identity_preservation(embed, original, edited, test.identities)
-    else:
-        out["identity"] = None  # needs a trained verifier (recognition stage)
     return out | {"_edited": edited, "_mask": mask}
+
+
+def counterfactual_error(edited: torch.Tensor, original: torch.Tensor, true: torch.Tensor, region: torch.Tensor) -> dict:
+    """How far an editor's edits are from the true counterfactuals, inside and outside the attribute's region:
+    mean absolute error on the [-1, 1] scale and PSNR (peak-to-peak 2), next to the same for doing nothing
+    (the original against the truth). `ratio_inside` = the editor's in-region error / doing nothing's: 0 is
+    the perfect edit, 1 is no edit at all (what fraction of the needed change is still missing)."""
+    def errors(images: torch.Tensor) -> dict:
+        out = {}
+        for where, m in (("inside", region), ("outside", ~region)):
+            weight = m.float().expand_as(images)
+            count = weight.sum().clamp(min=1)
+            diff = (images - true) * weight
+            mae = diff.abs().sum() / count
+            mse = diff.pow(2).sum() / count
+            out[where] = {"mae": mae.item(), "psnr": (10 * torch.log10(4 / mse.clamp(min=1e-12))).item()}
+        return out
+
+    editor, nothing = errors(edited), errors(original)
+    return {"editor": editor, "no_edit": nothing,
+            "ratio_inside": editor["inside"]["mae"] / max(nothing["inside"]["mae"], 1e-12),
+            "ratio_outside": editor["outside"]["mae"] / max(nothing["outside"]["mae"], 1e-12)}
 
 
 def identity_preservation(embed, original: torch.Tensor, edited: torch.Tensor, identities: torch.Tensor) -> dict:
@@ -148,7 +183,7 @@ def write_evaluation(result: dict, test: Originals, attribute: str, out_dir: Pat
     pick = torch.cat([torch.nonzero(labels < 0.5).view(-1)[: rows // 2], torch.nonzero(labels > 0.5).view(-1)[: rows // 2]])
     grid = []
     for i in pick.tolist():
-        x = to_float(test.images[i : i + 1])[0]
+        x = batch_to_model_range(test.images[i : i + 1])[0]
         row = [x, edited[i], mask[i] if mask is not None else torch.zeros_like(x[:1]), (edited[i] - x).abs() * 2 - 1]
         if test.regions is not None:
             row.append(region_masks(test.regions[i : i + 1], attribute)[0].float())
@@ -160,30 +195,22 @@ def write_evaluation(result: dict, test: Originals, attribute: str, out_dir: Pat
     return result
 
 
-def judge_path(run_dir: Path) -> Path:
-    return Path(run_dir) / "judge" / "attribute_classifier.pt"
-
-
 def held_out(cfg) -> Originals:
     """The run's held-out test originals that editors are scored on (at most evaluation.max_eval_images)."""
-    from editing._training import load_originals
-    from editing.training import originals_dir
-
-    return load_originals([originals_dir(cfg)], "test", limit=cfg.evaluation.max_eval_images)
+    return load_originals([RunLayout(cfg).originals], "test", limit=cfg.evaluation.max_eval_images)
 
 
 def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
     """The run's independent attribute classifier: trained once on the train originals, then reused."""
-    from editing._training import load_originals
     from editing.judge import train_judge
-    from editing.training import originals_dir
 
-    path = judge_path(cfg.output_dir)
+    layout = RunLayout(cfg)
+    path = layout.judge
     key = {"steps": cfg.evaluation.judge_steps, "batch_size": cfg.evaluation.judge_batch_size, "image_size": cfg.data.image_size, "seed": cfg.seed}
     if path.exists() and torch.load(path, map_location="cpu", weights_only=True).get("key") == key:
         return AttributeJudge.load(path)
     path.unlink(missing_ok=True)
-    shards = [originals_dir(cfg)]
+    shards = [layout.originals]
     train, test = load_originals(shards, "train"), load_originals(shards, "test")
     progress(f"training the attribute judge on {len(train.images)} real train images")
     return train_judge((train.images, train.attributes), (test.images, test.attributes), path,
@@ -191,30 +218,18 @@ def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
                        seed=cfg.seed, progress=progress, key=key)
 
 
-def verifier_embedding(cfg, device: str = "cpu") -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Embeddings of the run's baseline verifier (its first seed), for identity preservation; None until one is trained."""
-    from recognition.experiment import verifier_dir
-    from recognition.verifier import WEIGHTS, embed, load_verifier
-
-    path = verifier_dir(cfg, "baseline", cfg.verifier.seeds[0]) / WEIGHTS
-    if not path.exists():
-        return None
-    model = load_verifier(path, device)
-    return lambda images: torch.from_numpy(embed(model, images))
-
-
 def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, editor_directory: str | Path | None = None,
                    device: str = "cpu", progress: Callable[[str], None] = print) -> dict:
     """Score the run's trained editor for `attribute` on the held-out test originals; writes JSON + grid beside it."""
-    from editing.registry import get_plugin
-    from editing.training import editor_dir
+    from editing.train import load_editor
 
     name = editor_name or cfg.editor.name
-    directory = Path(editor_directory) if editor_directory else editor_dir(cfg, attribute, name)
-    editor = get_plugin(name).editor.load(directory, device=device)
+    directory = Path(editor_directory) if editor_directory else RunLayout(cfg).editor_dir(attribute, name)
+    from editing.counterfactual import truth_for
+
+    editor = load_editor(cfg, attribute, name, directory=directory, device=device)
     judge = get_judge(cfg, progress)
     test = held_out(cfg)
     progress(f"evaluating {name}/{attribute} on {len(test.images)} held-out test images")
-    result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold,
-                             embed=verifier_embedding(cfg, device))
+    result = evaluate_editor(editor, attribute, test, judge, mask_threshold=cfg.evaluation.mask_threshold, truth=truth_for(cfg))
     return write_evaluation(result, test, attribute, directory)

@@ -24,8 +24,14 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from editing._training import Originals, autocast_dtype, drop_unset, load_originals, sample_grid, save_atomic, to_float, write_json_atomic
 from editing.base import Editor, Trainer, file_digest
+from editing.grids import sample_grid
+from editing.originals import Originals, load_originals
+from pipeline.atomic import save_torch_atomic, write_json_atomic
+from pipeline.images import batch_to_model_range
+from pipeline.layout import ALL, EDITOR_JSON
+from pipeline.precision import autocast_dtype, inference_dtype
+from pipeline.training_keys import check_key, config_key, keyed_when_set
 
 CHECKPOINT = "checkpoint.pt"  # full training state, for resume
 WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
@@ -41,27 +47,11 @@ def training_key(cfg, image_size: int, editor: str, multi_attribute: bool = Fals
     """What determines a training run's result; a resume or reuse must match it (iterations may grow).
     The attribute list matters only to a multi-attribute model (one directory per attribute otherwise)."""
     skip = {"iterations", "checkpoint_every", "sample_every", "threads"} | (set() if multi_attribute else {"attributes"})
-    key = {"image_size": image_size, **{k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in skip}}
+    key = {"image_size": image_size, **config_key(cfg, skip=skip)}
     if editor != "sagan":  # SaGAN keys predate the field; keeping them lets old runs resume
         key["editor"] = editor
-    drop_unset(key.get("sagan", {}), KEYED_WHEN_SET)
+    keyed_when_set(key.get("sagan", {}), KEYED_WHEN_SET)
     return key
-
-
-def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """auto: bf16 on GPUs and on CPUs with native bf16 (AVX-512 BF16 / AMX), else fp32."""
-    if precision == "fp32":
-        return torch.float32
-    if precision == "bf16" or device.type == "cuda":
-        return torch.bfloat16
-    try:
-        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
-    except (AttributeError, RuntimeError):
-        return torch.float32
-
-
-def amp(autocast: torch.dtype | None, device_type: str):
-    return torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None)
 
 
 class GanEditor(Editor):
@@ -159,7 +149,7 @@ class GanTrainer(Trainer):
 
     def initialised(self, *networks: torch.nn.Module) -> None:
         """N(0, 0.02) init (in the order given: it draws from the seeded RNG), then onto the device, channels_last."""
-        from editing.sagan_nets import init_weights
+        from editing.networks import init_weights
 
         for net in networks:
             net.apply(init_weights)
@@ -175,9 +165,9 @@ class GanTrainer(Trainer):
         out = self.out_dir
         tag = f"{self.editor_name}/{self.attribute}"
         (out / "samples").mkdir(parents=True, exist_ok=True)
-        key = training_key(cfg, self.image_size, self.editor_name, multi_attribute=self.attribute == "all")
-        if (out / WEIGHTS).exists() and (out / "editor.json").exists():
-            meta = json.loads((out / "editor.json").read_text())
+        key = training_key(cfg, self.image_size, self.editor_name, multi_attribute=self.attribute == ALL)
+        if (out / WEIGHTS).exists() and (out / EDITOR_JSON).exists():
+            meta = json.loads((out / EDITOR_JSON).read_text())
             if meta.get("key") == key and meta.get("iterations") == cfg.iterations:
                 progress(f"{tag}: already trained ({out})")
                 return out
@@ -195,9 +185,7 @@ class GanTrainer(Trainer):
         ckpt_path = out / CHECKPOINT
         if ckpt_path.exists():
             state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            if state.get("key") != key:
-                raise ValueError(f"{ckpt_path} was trained with {state.get('key')}; this run asks for {key}. "
-                                 f"Use another output_dir, or delete {out} to retrain.")
+            check_key(ckpt_path, state.get("key"), key, f"Use another output_dir, or delete {out} to retrain.")
             self._load_state(state)
             rng.set_state(state["rng"])
             step, history = state["step"], list(state["history"])
@@ -222,11 +210,11 @@ class GanTrainer(Trainer):
                 ])
             else:
                 idx = torch.randint(len(images), (cfg.batch_size,), generator=rng)
-            x = to_float(images[idx]).to(self.device).contiguous(memory_format=torch.channels_last)
+            x = batch_to_model_range(images[idx]).to(self.device).contiguous(memory_format=torch.channels_last)
             return x, labels[idx].to(self.device)
 
         fixed_idx = torch.cat([positives[:4], negatives[: 8 - min(4, len(positives))]])
-        fixed = to_float(images[fixed_idx]).to(self.device)
+        fixed = batch_to_model_range(images[fixed_idx]).to(self.device)
         started, start_step = time.perf_counter(), step
         autocast = autocast_dtype(cfg.precision, self.device)
         while step < cfg.iterations:
@@ -239,7 +227,7 @@ class GanTrainer(Trainer):
             if step % cfg.sample_every == 0 or step == cfg.iterations:
                 self._write_samples(fixed, labels[fixed_idx], step)
             if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
-                save_atomic({
+                save_torch_atomic({
                     "step": step, **{name: m.state_dict() for name, m in {**self.modules, **self.optimizers}.items()},
                     "rng": rng.get_state(), "history": history, "config": json.loads(cfg.model_dump_json()),
                     "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size, "key": key,
@@ -248,14 +236,14 @@ class GanTrainer(Trainer):
                 (out / "losses.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
 
         extra = self.finish(originals, labels)
-        save_atomic({**self.weights(), **extra, "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size},
+        save_torch_atomic({**self.weights(), **extra, "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size},
                     out / WEIGHTS)
         write_json_atomic({
             "editor": self.editor_name, "version": self.editor_version, "attribute": self.attribute,
             "attributes": [self.attribute], "image_size": self.image_size, "iterations": cfg.iterations,
             "arch": self.arch, "config": json.loads(cfg.model_dump_json()), "checkpoint_id": file_digest(out / WEIGHTS),
             "key": key, "train_seconds": round(self.elapsed + time.perf_counter() - started, 1),  # summed over resumes
-        }, out / "editor.json")
+        }, out / EDITOR_JSON)
         return out
 
     def _load_state(self, state: dict) -> None:

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from editing._training import save_atomic, to_float
+from pipeline.atomic import save_torch_atomic
+from pipeline.images import batch_to_model_range
 from pipeline.attributes import EDITED_ATTRIBUTES, index_of
 
 JUDGE_FILE = "attribute_classifier.pt"
@@ -89,7 +90,7 @@ def train_judge(
     started = time.perf_counter()
     for step in range(1, steps + 1):
         idx = torch.randint(len(x_train), (batch_size,), generator=rng)
-        x = to_float(x_train[idx])
+        x = batch_to_model_range(x_train[idx])
         flip = torch.rand(batch_size, generator=rng) < 0.5  # a mirrored face keeps its attributes
         x[flip] = x[flip].flip(-1)
         loss = F.binary_cross_entropy_with_logits(model(x), y_train[idx], pos_weight=pos_weight)
@@ -103,14 +104,14 @@ def train_judge(
     accuracy = judge_accuracy(model, test[0], test[1][:, cols], attributes)
     progress("judge accuracy on real test images: " + ", ".join(f"{a} {v:.3f}" for a, v in accuracy.items()))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"model": model.state_dict(), "attributes": list(attributes), "width": 32, "test_accuracy": accuracy, "key": key or {}}, out_path)
+    save_torch_atomic({"model": model.state_dict(), "attributes": list(attributes), "width": 32, "test_accuracy": accuracy, "key": key or {}}, out_path)
     return AttributeJudge(model, attributes, accuracy)
 
 
 @torch.inference_mode()
 def judge_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attributes: tuple[str, ...]) -> dict[str, float]:
     """Balanced accuracy per attribute (mean of the accuracies on positives and negatives)."""
-    preds = torch.cat([model(to_float(images[i : i + 256])) > 0 for i in range(0, len(images), 256)])
+    preds = torch.cat([model(batch_to_model_range(images[i : i + 256])) > 0 for i in range(0, len(images), 256)])
     out = {}
     for j, a in enumerate(attributes):
         y = labels[:, j] > 0.5

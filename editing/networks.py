@@ -1,8 +1,8 @@
-"""SaGAN networks, as in Tables 1 and 2 of the paper.
+"""The GAN building blocks the editors share, as in Tables 1 and 2 of the SaGAN paper.
 
-Generator G = AMN (attribute manipulation network, input: image + one attribute
-channel, output: RGB, Tanh) and SAN (spatial attention network, input: image, output:
-one-channel mask, Sigmoid), each:
+`EncoderDecoder` is Table 1's network, which SaGAN uses twice (the AMN: image + one attribute
+channel -> RGB, Tanh; the SAN: image -> one-channel mask, Sigmoid) and the other editors reuse
+as their generators:
 
     L1      Conv 7x7 s1 -> d, IN, ReLU                       (paper: d = 32)
     L2-L4   Conv 4x4 s2, doubling channels, IN, ReLU         (paper: 3 of them, to 256)
@@ -17,7 +17,7 @@ The paper puts a Sigmoid on the attribute head; we return logits and apply the s
 inside the binary cross-entropy (numerically the same loss, stabler).
 
 Width, depth and resolution are constructor arguments so small CPU profiles can shrink
-them; with the defaults at 128 px every layer matches the tables (tests/test_sagan.py).
+them; with the defaults at 128 px every layer matches the tables (tests/editing/test_sagan.py).
 """
 
 from __future__ import annotations
@@ -61,31 +61,6 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x)
-
-
-class Generator(nn.Module):
-    """G(I, c) = AMN(I, c) * SAN(I) + I * (1 - SAN(I))   (eq. 7)."""
-
-    def __init__(self, conv_dim: int = 32, downsamples: int = 3, res_blocks: int = 4):
-        super().__init__()
-        self.amn = EncoderDecoder(4, 3, conv_dim, downsamples, res_blocks, "tanh")
-        self.san = EncoderDecoder(3, 1, conv_dim, downsamples, res_blocks, "sigmoid")
-
-    def manipulate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """AMN: the image with the attribute value c as a fourth, constant channel."""
-        cmap = c.to(x.dtype).view(-1, 1, 1, 1).expand(-1, 1, x.shape[2], x.shape[3])
-        return self.amn(torch.cat([x, cmap], dim=1))
-
-    def attend(self, x: torch.Tensor) -> torch.Tensor:
-        return self.san(x)
-
-    @staticmethod
-    def blend(x: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return edited * mask + x * (1 - mask)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = self.attend(x)
-        return self.blend(x, self.manipulate(x, c), mask), mask
 
 
 class Discriminator(nn.Module):

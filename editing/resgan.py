@@ -31,7 +31,7 @@ Deviations from the paper:
     results; the exact form of that term is not reproduced).
   * Not used: the paper's perceptual loss, and SaGAN's identity term (`sagan.lambda_identity`,
     `identity_trains_mask`) and mask penalties, which have no counterpart here.
-  * Generators: SaGAN's encoder - residual blocks - decoder (`sagan_nets.EncoderDecoder`, the
+  * Generators: SaGAN's encoder - residual blocks - decoder (`networks.EncoderDecoder`, the
     AMN without the attribute channel), with the final Tanh removed; widths from `config.sagan`.
 """
 
@@ -45,11 +45,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import GanEditor, GanTrainer, amp as _amp
+from editing.gan import GanEditor, GanTrainer
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import critic_steps
-from editing.sagan_nets import Discriminator, EncoderDecoder
+from editing.losses import critic_steps, flipped
+from editing.networks import Discriminator, EncoderDecoder
+from pipeline.precision import amp as _amp
 
 
 class ResganParams(BaseModel):
@@ -102,7 +103,7 @@ def resgan_iteration(g: ResidualPair, d: Discriminator, opt_g, opt_d, draw: Call
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
     # 1. Train the discriminator n_critic times, each on a fresh batch (as SaGAN).
-    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(lambda x, c: x + g(x, c), d, opt_d, draw, s, n_critic, rng, amp)
+    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(flipped(lambda x, c: x + g(x, c)), d, opt_d, draw, s, n_critic, rng, amp)
 
     # 2. Train the generators on the last batch: the edit, then the other generator undoing it.
     with amp:

@@ -1,6 +1,7 @@
 """SaGAN (Zhang et al., ECCV 2018): one editor per attribute, trained with WGAN-GP.
 
-The networks are in `sagan_nets.py` (Tables 1-2). The losses, numbered as in the paper:
+The generator is below; its encoder-decoders and the discriminator are `editing/networks.py`
+(Tables 1-2), the shared critic step `editing/losses.py`. The losses, numbered as in the paper:
 
     D:  L_src = -E[D_src(I)] + E[D_src(Î)] + λgp E[(||∇D_src(Ĩ)||2 - 1)^2]      (eq. 12)
         L_cls = E[-log D_cls(c^g | I)]                                        (eq. 2)
@@ -28,101 +29,63 @@ that each D update sees a fresh batch with G updated on the last one (as StarGAN
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from editing._gan import CHECKPOINT, WEIGHTS, GanEditor, GanTrainer, amp as _amp  # noqa: F401 (CHECKPOINT, WEIGHTS re-exported)
 from editing.base import EditResult
+from editing.gan import GanEditor, GanTrainer
+from editing.losses import attention_generator_losses, critic_steps, flipped, with_mask_penalty
+from editing.networks import Discriminator, EncoderDecoder
 from editing.registry import EditorPlugin
-from editing.sagan_nets import Discriminator, Generator
+from pipeline.precision import amp as _amp
 
 
-def gradient_penalty(d_src: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """WGAN-GP: (||∇ D(Ĩ)||2 - 1)^2 with Ĩ uniform on the segment between real and fake."""
-    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real.device)
-    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    out = d_src(mixed)
-    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+class Generator(nn.Module):
+    """G(I, c) = AMN(I, c) * SAN(I) + I * (1 - SAN(I))   (eq. 7)."""
+
+    def __init__(self, conv_dim: int = 32, downsamples: int = 3, res_blocks: int = 4):
+        super().__init__()
+        self.amn = EncoderDecoder(4, 3, conv_dim, downsamples, res_blocks, "tanh")
+        self.san = EncoderDecoder(3, 1, conv_dim, downsamples, res_blocks, "sigmoid")
+
+    def manipulate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """AMN: the image with the attribute value c as a fourth, constant channel."""
+        cmap = c.to(x.dtype).view(-1, 1, 1, 1).expand(-1, 1, x.shape[2], x.shape[3])
+        return self.amn(torch.cat([x, cmap], dim=1))
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        return self.san(x)
+
+    @staticmethod
+    def blend(x: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return edited * mask + x * (1 - mask)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = self.attend(x)
+        return self.blend(x, self.manipulate(x, c), mask), mask
 
 
-def total_variation(mask: torch.Tensor) -> torch.Tensor:
-    return (mask[:, :, 1:, :] - mask[:, :, :-1, :]).abs().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).abs().mean()
-
-
-def critic_update(d, opt_d, x: torch.Tensor, c_org: torch.Tensor, fake: torch.Tensor, s, rng: torch.Generator, amp):
-    """One discriminator update on real `x` (labels `c_org`) and `fake`, edited from `x` (no grad): WGAN-GP (eq. 12)
-    plus the attribute loss on the real images (eq. 2) [and on the edits toward c_org if s.cls_on_edits],
-    weighted by `s` (SaganParams). Returns (adv, cls, gp)."""
-    with amp:
-        src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
-        d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
-        d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), c_org)
-        d_gp = gradient_penalty(lambda v: d(v)[0], x, fake.float(), rng)
-        d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
-        if s.cls_on_edits:  # not in the paper: an edit keeps its source's label for D's attribute head
-            d_loss = d_loss + s.lambda_cls * s.cls_on_edits * F.binary_cross_entropy_with_logits(cls[len(x):].float(), c_org)
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    return d_adv, d_cls, d_gp
-
-
-def critic_steps(edit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], d: Discriminator, opt_d,
-                 draw: Callable[[], tuple[torch.Tensor, torch.Tensor]], s, n_critic: int, rng: torch.Generator, amp):
-    """`n_critic` critic updates, each on a fresh batch edited toward its flipped label by `edit(x, c_trg)`
-    (no generator gradients). Returns the last batch (x, c_org, c_trg), on which the generator then
-    trains, and its losses (d_adv, d_cls, d_gp)."""
-    for _ in range(n_critic):
-        x, c_org = draw()
-        c_trg = 1 - c_org
-        with amp, torch.no_grad():
-            fake = edit(x, c_trg)
-        losses = critic_update(d, opt_d, x, c_org, fake, s, rng, amp)
-    return (x, c_org, c_trg), losses
-
-
-def with_mask_penalty(g_loss: torch.Tensor, s, mask: torch.Tensor) -> torch.Tensor:
-    """`g_loss` plus the optional mask regularisers (not in the paper; off unless mask_l1 / mask_tv > 0)."""
-    if s.mask_l1:
-        g_loss = g_loss + s.mask_l1 * mask.float().mean()
-    if s.mask_tv:
-        g_loss = g_loss + s.mask_tv * total_variation(mask.float())
-    return g_loss
-
-
-def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                    s, n_critic: int, rng: torch.Generator, autocast: torch.dtype | None = None) -> dict[str, float]:
+def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw, s, n_critic: int, rng: torch.Generator,
+                    autocast: torch.dtype | None = None) -> dict[str, float]:
     """One SaGAN iteration: `n_critic` discriminator updates, then one generator update.
 
     `draw()` returns a fresh (images, labels) batch; `s` holds the loss weights (SaganParams).
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
-    # 1. Train the discriminator n_critic times, each on a fresh batch.
-    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(lambda x, c: g(x, c)[0], d, opt_d, draw, s, n_critic, rng, amp)
+    # 1. Train the discriminator n_critic times, each on a fresh batch edited toward its flipped label.
+    (x, c_org, c_trg), (d_adv, d_cls, d_gp) = critic_steps(flipped(lambda x, c: g(x, c)[0]), d, opt_d, draw, s, n_critic, rng, amp)
 
-    # 2. Train the generator on the last batch. SAN does not see c, so one mask serves
-    #    both G(I, c) and G(I, c^g); AMN runs once on the stacked batch.
+    # 2. Train the generator on the last batch (eqs. 9, 10, 13; the AMN runs once on the stacked batch).
     with amp:
-        mask = g.attend(x)
-        manip = g.manipulate(torch.cat([x, x]), torch.cat([c_trg, c_org]))
-        fake = g.blend(x, manip[: len(x)], mask)
-        # Identity loss (eq. 10, λ2): with identity_trains_mask=False it cannot be met by shutting the mask.
-        same = g.blend(x, manip[len(x):], mask if s.identity_trains_mask else mask.detach())
-        rec, _ = g(fake, c_org)
-        src_fake, cls_fake = d(fake)
-        g_adv = -src_fake.float().mean()
-        g_cls = F.binary_cross_entropy_with_logits(cls_fake.float(), c_trg)
-        g_dual = (x - rec.float()).abs().mean()
-        g_id = (x - same.float()).abs().mean()
-        g_loss = with_mask_penalty(g_adv + s.lambda_cls * g_cls + s.lambda_dual * g_dual + s.lambda_identity * g_id, s, mask)
+        g_loss, mask, parts, _ = attention_generator_losses(g.attend, g.manipulate, lambda v, t: g(v, t)[0], d, x, c_org, c_trg,
+                                                            s, lambda cls: cls)
+        g_loss = with_mask_penalty(g_loss, s, mask)
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    return {"d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(), "g_adv": g_adv.item(), "g_cls": g_cls.item(),
-            "g_dual": g_dual.item(), "g_id": g_id.item(), "mask_mean": mask.float().mean().item()}
+    return {"d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(), **{k: v.item() for k, v in parts.items()},
+            "mask_mean": mask.float().mean().item()}
 
 
 class SaganEditor(GanEditor):
@@ -130,7 +93,7 @@ class SaganEditor(GanEditor):
     version = "1"
     has_mask = True
     title = "SaGAN"
-    generator_class: type[Generator] = Generator
+    generator_class: type[nn.Module] = Generator
 
     def __init__(self, generator: Generator, attribute: str, image_size: int, checkpoint_id: str, device: torch.device,
                  precision: str = "auto"):

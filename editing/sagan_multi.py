@@ -56,13 +56,15 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from editing._gan import CHECKPOINT, GanEditor, GanTrainer, amp as _amp
-from editing._training import write_json_atomic
 from editing.base import EditResult, editor_params
+from editing.gan import CHECKPOINT, GanEditor, GanTrainer
+from editing.losses import attention_generator_losses, critic_steps, with_mask_penalty
+from editing.networks import Discriminator, EncoderDecoder
 from editing.registry import EditorPlugin
-from editing.sagan import gradient_penalty, with_mask_penalty
-from editing.sagan_nets import Discriminator, EncoderDecoder, Generator
-from editing.training import ALL
+from editing.sagan import Generator
+from pipeline.atomic import write_json_atomic
+from pipeline.layout import ALL
+from pipeline.precision import amp as _amp
 
 
 class SaganMultiParams(BaseModel):
@@ -129,52 +131,33 @@ def multi_iteration(g: MultiGenerator, d: MultiDiscriminator, opt_g, opt_d, draw
     `draw()` returns (images, N x K labels); each image edits one attribute drawn from `rng`.
     """
     amp = _amp(autocast, next(g.parameters()).device.type)
-    d_src = lambda x: d(x)[0]  # noqa: E731
     K = g.num_attributes
 
-    def edit_of(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def edit_of(x: torch.Tensor, labels: torch.Tensor):
+        """Each image edits one attribute k, drawn from `rng`, toward its flipped label."""
         k = torch.randint(K, (len(labels),), generator=rng).to(labels.device)
         c_org = labels.gather(1, k.view(-1, 1)).view(-1)
-        return k, c_org, 1 - c_org
+        c_trg = 1 - c_org
+        return g(x, k, c_trg)[0], (k, c_org, c_trg)
 
-    # 1. Train the discriminator n_critic times, each on a fresh batch; its attribute head learns all K labels.
-    for _ in range(n_critic):
-        x, labels = draw()
-        k, c_org, c_trg = edit_of(labels)
-        with amp:
-            with torch.no_grad():
-                fake, _ = g(x, k, c_trg)
-            src, cls = d(torch.cat([x, fake]))
-            d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
-            d_cls = F.binary_cross_entropy_with_logits(cls[: len(x)].float(), labels, reduction="sum") / len(x)
-            d_gp = gradient_penalty(d_src, x, fake.float(), rng)
-            d_loss = d_adv + s.lambda_gp * d_gp + s.lambda_cls * d_cls
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+    # 1. Train the discriminator n_critic times, each on a fresh batch; its attribute head learns all K labels
+    #    (summed over the K logits, averaged over images: cls_scale = K on the mean).
+    (x, labels, (k, c_org, c_trg)), (d_adv, d_cls, d_gp) = critic_steps(edit_of, d, opt_d, draw, s, n_critic, rng, amp, cls_scale=K)
 
-    # 2. Train the generator on the last batch; the mask depends on k only, so it serves G(I, k, t) and G(I, k, c^g_k).
+    # 2. Train the generator on the last batch (SaGAN's losses for the edited attribute k); the mask depends on k only.
     with amp:
-        mask = g.attend(x, k)
-        manip = g.manipulate(torch.cat([x, x]), torch.cat([k, k]), torch.cat([c_trg, c_org]))
-        fake = g.blend(x, manip[: len(x)], mask)
-        same = g.blend(x, manip[len(x):], mask if s.identity_trains_mask else mask.detach())
-        rec, _ = g(fake, k, c_org)
-        src_fake, cls_fake = d(fake)
-        cls_fake = cls_fake.float()
-        g_adv = -src_fake.float().mean()
-        g_cls = F.binary_cross_entropy_with_logits(cls_fake.gather(1, k.view(-1, 1)).view(-1), c_trg)
+        g_loss, mask, parts, cls_fake = attention_generator_losses(
+            lambda v: g.attend(v, k), lambda v2, t2: g.manipulate(v2, torch.cat([k, k]), t2), lambda v, t: g(v, k, t)[0],
+            d, x, c_org, c_trg, s, lambda cls: cls.gather(1, k.view(-1, 1)).view(-1))
         others = 1 - F.one_hot(k, K).float()
-        g_keep = (F.binary_cross_entropy_with_logits(cls_fake, labels, reduction="none") * others).sum(1).mean()
-        g_dual = (x - rec.float()).abs().mean()
-        g_id = (x - same.float()).abs().mean()
-        g_loss = with_mask_penalty(g_adv + s.lambda_cls * (g_cls + params.keep_others * g_keep) + s.lambda_dual * g_dual
-                                   + s.lambda_identity * g_id, s, mask)
+        g_keep = (F.binary_cross_entropy_with_logits(cls_fake.float(), labels, reduction="none") * others).sum(1).mean()
+        g_loss = with_mask_penalty(g_loss + s.lambda_cls * params.keep_others * g_keep, s, mask)
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    return {"d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(), "g_adv": g_adv.item(), "g_cls": g_cls.item(),
-            "g_keep": g_keep.item(), "g_dual": g_dual.item(), "g_id": g_id.item(), "mask_mean": mask.float().mean().item()}
+    return {"d_adv": d_adv.item(), "d_cls": d_cls.item(), "d_gp": d_gp.item(), "g_adv": parts["g_adv"].item(),
+            "g_cls": parts["g_cls"].item(), "g_keep": g_keep.item(), "g_dual": parts["g_dual"].item(), "g_id": parts["g_id"].item(),
+            "mask_mean": mask.float().mean().item()}
 
 
 class SaganMultiEditor(GanEditor):

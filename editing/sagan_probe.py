@@ -28,11 +28,15 @@ import torch
 
 import numpy as np
 
-from editing._gan import CHECKPOINT
-from editing._training import Originals, sample_grid, to_float, write_json_atomic
+from editing.gan import CHECKPOINT
+from editing.grids import sample_grid
+from editing.originals import Originals
 from editing.evaluate import region_masks, success_by_direction
 from editing.judge import AttributeJudge
-from editing.sagan_nets import Discriminator, Generator
+from editing.networks import Discriminator
+from editing.sagan import Generator
+from pipeline.atomic import write_json_atomic
+from pipeline.images import batch_to_model_range
 
 VARIANTS = ("own mask", "mask / max", "true region", "AMN alone", "no edit")
 
@@ -70,7 +74,7 @@ def probe_sagan(directory: str | Path, attribute: str, test: Originals, judge: A
     outputs: dict[str, list[torch.Tensor]] = {v: [] for v in VARIANTS}
     masks = []
     for i in range(0, n, batch_size):
-        x = to_float(test.images[i : i + batch_size])
+        x = batch_to_model_range(test.images[i : i + batch_size])
         c = target[i : i + batch_size]
         b = g.attend(x)
         amn = g.manipulate(x, c)
@@ -137,9 +141,9 @@ def probe_stage(cfg, attribute: str, *, editor_directory: str | Path | None = No
                 progress: Callable[[str], None] = print) -> dict:
     """Probe the run's trained SaGAN for `attribute`; writes probe.json, probe.md and probe.png beside it."""
     from editing.evaluate import get_judge, held_out
-    from editing.training import editor_dir
+    from pipeline.layout import RunLayout
 
-    directory = Path(editor_directory) if editor_directory else editor_dir(cfg, attribute, "sagan")
+    directory = Path(editor_directory) if editor_directory else RunLayout(cfg).editor_dir(attribute, "sagan")
     judge = get_judge(cfg, progress)
     test = held_out(cfg)
     progress(f"probing sagan/{attribute} on {len(test.images)} held-out test images")

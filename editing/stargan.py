@@ -37,8 +37,7 @@ from pydantic import BaseModel, ConfigDict
 
 from editing.base import EditResult, editor_params
 from editing.registry import EditorPlugin
-from editing.sagan import SaganEditor, SaganTrainer
-from editing.sagan_nets import Generator
+from editing.sagan import Generator, SaganEditor, SaganTrainer
 
 
 class StarganParams(BaseModel):

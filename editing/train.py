@@ -1,6 +1,6 @@
 """The editor-training stage: one editor per configured attribute, trained on the originals shards.
 
-    <run>/editors/<editor>-<attribute>/   what the trainer writes and `Editor.load` reads
+    <run>/editors/<editor>-<attribute>/   what the trainer writes and `Editor.load` reads (pipeline.layout)
 
 A multi-attribute editor (`EditorPlugin.multi_attribute`) is trained once, into
 `<run>/editors/<editor>-all/`, and each attribute's directory then holds only an
@@ -15,12 +15,10 @@ from typing import Callable
 
 import torch
 
-from editing._training import write_json_atomic
 from editing.registry import get_plugin
+from pipeline.atomic import write_json_atomic
 from pipeline.config import RunConfig
-
-
-ALL = "all"  # the training unit of a multi-attribute editor
+from pipeline.layout import ALL, EDITOR_JSON, RunLayout
 
 
 def training_units(cfg: RunConfig, attributes: list[str] | None = None) -> list[str]:
@@ -34,48 +32,51 @@ def training_jobs(cfg: RunConfig) -> list[tuple[str, str]]:
             for unit in training_units(cfg.for_editor(name), attributes)]
 
 
-def editor_dir(cfg: RunConfig, attribute: str, editor: str | None = None) -> Path:
-    return Path(cfg.output_dir) / "editors" / f"{editor or cfg.editor.name}-{attribute}"
-
-
-def originals_dir(cfg: RunConfig) -> str:
-    """The run's originals shard dataset (an fsspec URL: `data.shard_root` may put it on object storage)."""
-    return cfg.shards("originals")
-
-
-def _require_originals(cfg: RunConfig) -> None:
-    from pipeline.shards import ShardStore
-
-    if not ShardStore(originals_dir(cfg)).entries():
-        raise FileNotFoundError(f"{originals_dir(cfg)}: no originals shards; run `faceaug data prepare` first")
-
-
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def require_originals(cfg: RunConfig) -> str:
+    """The run's originals shard dataset, or an error saying which command makes it."""
+    from pipeline.shards import ShardStore
+
+    originals = RunLayout(cfg).originals
+    if not ShardStore(originals).entries():
+        raise FileNotFoundError(f"{originals}: no originals shards; run `faceaug data prepare` first")
+    return originals
 
 
 def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, progress: Callable[[str], None] = print) -> Path:
     """Train (or resume, or reuse) the configured editor for one attribute (or `all`); returns its directory."""
     plugin = get_plugin(cfg.editor.name)
+    layout = RunLayout(cfg)
     multi = attribute == ALL and plugin.multi_attribute
     if not multi and attribute not in cfg.editor.attributes:
         raise ValueError(f"attribute {attribute!r} is not in editor.attributes {list(cfg.editor.attributes)}")
     if plugin.multi_attribute and not multi:
         raise ValueError(f"{plugin.name} edits every attribute with one model: train it as {ALL!r}")
-    out = editor_dir(cfg, attribute)
+    out = layout.editor_dir(attribute)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
     if plugin.trainer is None:  # nothing to learn (the identity control)
-        (out / "editor.json").write_text(f'{{"editor": "{plugin.name}", "attributes": ["{attribute}"]}}\n')
+        (out / EDITOR_JSON).write_text(f'{{"editor": "{plugin.name}", "attributes": ["{attribute}"]}}\n')
         return out
-    _require_originals(cfg)
+    originals = require_originals(cfg)
     trainer = plugin.trainer(attribute=attribute, image_size=cfg.data.image_size, out_dir=out, config=cfg.editor, device=device or default_device())
-    trained = trainer.fit([originals_dir(cfg)], progress=progress, seed=cfg.seed)
+    trained = trainer.fit([originals], progress=progress, seed=cfg.seed)
     if multi:  # one pointer directory per attribute, so later stages find an editor per attribute
         for a in cfg.editor.attributes:
-            pointer = editor_dir(cfg, a)
+            pointer = layout.editor_dir(a)
             pointer.mkdir(parents=True, exist_ok=True)
             cfg.save(pointer)
             write_json_atomic({"editor": plugin.name, "attribute": a, "attributes": [a], "shared": f"../{out.name}"},
-                              pointer / "editor.json")
+                              pointer / EDITOR_JSON)
     return trained
+
+
+def load_editor(cfg: RunConfig, attribute: str, editor: str | None = None, *, directory: str | Path | None = None,
+                device: str | None = None):
+    """The run's trained editor for `attribute` (the run's editor by default), ready to edit."""
+    name = editor or cfg.editor.name
+    path = Path(directory) if directory else RunLayout(cfg).editor_dir(attribute, name)
+    return get_plugin(name).editor.load(path, device=device or default_device())

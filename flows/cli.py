@@ -1,4 +1,4 @@
-"""`faceaug`: the command line over every stage.
+"""`faceaug`: the command line over every stage (it sits beside the flows, on top of the three packages).
 
 Commands import their stage lazily, so `faceaug --help` is instant and a stage's
 heavy dependencies (torch, pyarrow) load only when that stage runs.
@@ -17,10 +17,11 @@ SET_HELP = "override a config key, e.g. --set data.image_size=48 (repeatable; va
 
 
 def _config(profile: str, overrides: tuple[str, ...]):
+    from flows.stages import check_config
     from pipeline.config import ConfigError, load_config
 
     try:
-        return load_config(profile, list(overrides))
+        return check_config(load_config(profile, list(overrides)))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -157,7 +158,9 @@ def data_prepare(profile, overrides):
     except (DatasetError, BadImageError, ValueError, FileExistsError) as exc:
         _fail(exc)
     click.echo(json.dumps(summary, indent=2))
-    click.echo(f"shards written under {Path(cfg.output_dir) / 'shards'}; skipped images: {summary['skipped_images']}")
+    from pipeline.layout import RunLayout
+
+    click.echo(f"shards written under {RunLayout(cfg).shards('')}; skipped images: {summary['skipped_images']}")
 
 
 # ----------------------------------------------------------------------------- shards
@@ -220,7 +223,7 @@ def editors_list():
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
 def editors_train(profile, overrides, editor, attributes, device):
     """Train editors on <run>/shards/originals; re-running resumes from the last checkpoint."""
-    from editing.training import train_editor, training_units
+    from editing.train import train_editor, training_units
 
     extra = list(overrides) + ([f"editor.name={editor}"] if editor else [])
     cfg = _config(profile, tuple(extra))
@@ -276,12 +279,14 @@ def editors_compare(profile, overrides, names, attributes, no_train, device):
     (compare.json, compare.md, grid.png: the same faces edited by every editor, with residuals)."""
     from editing.compare import compare_editors
     from editing.registry import available
+    from pipeline.layout import RunLayout
+    from recognition.identity import baseline_embedding
 
     cfg = _config(profile, overrides)
     results = _run(compare_editors, cfg, list(names or available()), list(attributes) or None, train=not no_train,
-                   device=device, progress=click.echo)
+                   device=device, embed=baseline_embedding(cfg, device), progress=click.echo)
     for attribute in results:
-        click.echo((Path(cfg.output_dir) / "compare" / attribute / "compare.md").read_text())
+        click.echo((RunLayout(cfg).compare_dir(attribute) / "compare.md").read_text())
 
 
 # ----------------------------------------------------------------------------- augment
@@ -344,7 +349,9 @@ def evaluate(profile, overrides, device):
         for test_set in ("celeba", "lfw"):
             a = d[test_set]["auc"]
             click.echo(f"{arm:28s} {test_set:6s} AUC - baseline {a['diff_mean']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}]: {a['verdict']}")
-    click.echo(f"results: {Path(cfg.output_dir) / 'results.json'}")
+    from pipeline.layout import RunLayout
+
+    click.echo(f"results: {RunLayout(cfg).results}")
 
 
 @main.command()
@@ -368,7 +375,7 @@ def run(profile, overrides):
 
     Finished work is reused, so re-running after an interruption continues where it stopped.
     """
-    from recognition.stages import run_all
+    from flows.run import run_all
 
     cfg = _config(profile, overrides)
     out = _run(run_all, cfg, progress=click.echo)

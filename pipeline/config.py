@@ -128,9 +128,9 @@ class EditorConfig(_Frozen):
 
 
 class VerifierConfig(_Frozen):
-    arch: str = Field("resnet18", description="timm model name, trained from scratch")
+    arch: str = Field("resnet18", description="registered backbone (recognition/backbones.py), trained from scratch")
     embedding_dim: int = Field(512, ge=8)
-    head: Literal["cosface", "arcface"] = "cosface"
+    head: str = Field("cosface", description="registered margin head (recognition/heads.py): cosface, arcface or a plugin's")
     margin: float = Field(0.35, ge=0, description="CosFace m (0.35) or ArcFace m (0.5)")
     scale: float = Field(30.0, gt=0, description="logit scale s")
     steps: int = Field(2000, ge=1, description="optimiser steps per arm and seed (equal compute across arms)")
@@ -176,6 +176,8 @@ class EvaluationConfig(_Frozen):
     judge_batch_size: int = Field(64, ge=2)
     mask_threshold: float = Field(0.5, gt=0, lt=1, description="attention-mask threshold for IoU with the true region")
     max_eval_images: int = Field(512, ge=1, description="held-out test images per attribute used to score an editor")
+    protocols: tuple[str, ...] = Field(("celeba", "lfw"), description="registered evaluation protocols (recognition/protocols/), "
+                                       "each scored for every arm and seed")
 
 
 class EngineConfig(_Frozen):
@@ -212,11 +214,6 @@ class RunConfig(_Frozen):
     def for_editor(self, name: str) -> "RunConfig":
         """This config with another editor (same data, budget, widths and loss weights)."""
         return self.model_copy(update={"editor": self.editor.model_copy(update={"name": name})})
-
-    def shards(self, dataset: str) -> str:
-        """URL of one of the run's shard datasets (originals, lfw, aug-<attribute>); any fsspec URL."""
-        root = self.data.shard_root or str(Path(self.output_dir) / "shards")
-        return f"{root.rstrip('/')}/{dataset}"
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

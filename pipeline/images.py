@@ -140,6 +140,23 @@ def preprocess(arr: np.ndarray, size: int, crop_fraction: float = 1.0) -> np.nda
     return resize(center_square_crop(arr, crop_fraction), size)
 
 
+def preprocess_regions(bits: np.ndarray, size: int, crop_fraction: float = 1.0) -> np.ndarray:
+    """Crop and resize a region bitmask like its image; a pixel keeps bit k if any of its area had it.
+
+    Each bit plane is resized with area averaging and kept where the average is > 0, so the
+    resized region still covers every pixel that the attribute can change.
+    """
+    square = center_square_crop(bits, crop_fraction)
+    out = np.zeros((size, size), np.uint8)
+    for bit in range(8):
+        plane = ((square >> bit) & 1).astype(np.float32)
+        if not plane.any():
+            continue
+        small = np.asarray(Image.fromarray(plane, mode="F").resize((size, size), Image.BOX))
+        out |= ((small > 0).astype(np.uint8) << bit)
+    return out
+
+
 def to_model_range(arr: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 -> float32 3xHxW in [-1, 1]."""
     return (arr.astype(np.float32).transpose(2, 0, 1) / 127.5) - 1.0
@@ -148,6 +165,33 @@ def to_model_range(arr: np.ndarray) -> np.ndarray:
 def from_model_range(x: np.ndarray) -> np.ndarray:
     """float 3xHxW in [-1, 1] -> uint8 HxWx3 (rounded, clipped)."""
     return np.clip((np.asarray(x).transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def batch_to_model_range(batch):
+    """A torch uint8 batch N x 3 x H x W (or 3 x H x W) -> float32 in [-1, 1] (a new tensor)."""
+    return batch.float().div_(127.5).sub_(1.0)
+
+
+def batch_from_model_range(batch) -> np.ndarray:
+    """A torch batch N x 3 x H x W in [-1, 1] -> uint8 N x H x W x 3 NumPy (clamped, rounded): what is encoded."""
+    import torch
+
+    return ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def decode_mask(data: bytes, name: str) -> np.ndarray:
+    """Decode an 8-bit single-channel PNG (a region bitmask) to HxW uint8; bad data raises BadImageError naming `name`."""
+    if not data:
+        raise BadImageError(name, "region mask is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.mode != "L":
+                raise BadImageError(name, f"region mask has mode {im.mode}, expected 8-bit grayscale (L)")
+            return np.asarray(im, dtype=np.uint8)
+    except BadImageError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise BadImageError(name, f"cannot decode region mask ({exc})") from None
 
 
 def encode_png(arr: np.ndarray) -> bytes:

@@ -26,8 +26,10 @@ from typing import Callable
 import numpy as np
 
 from pipeline.attributes import CELEBA_ATTRIBUTES
+from pipeline.atomic import write_json_atomic
 from pipeline.config import RunConfig
-from pipeline.images import BadImageError, ImageReport, encode_png, load_rgb, preprocess
+from pipeline.layout import RunLayout
+from pipeline.images import BadImageError, ImageReport, encode_png, load_rgb, preprocess, preprocess_regions
 
 SYNTH_DONE = "synth.json"
 
@@ -38,18 +40,6 @@ class Sources:
     lfw_dir: Path
 
 
-def synthetic_dir(cfg: RunConfig) -> Path:
-    """Where the synthetic benchmark for this config lives (shared between runs with equal parameters)."""
-    s = cfg.data.synthetic
-    tag = f"n{s.identities}-k{s.images_per_identity}{'f' if s.fixed_count else ''}-s{s.render_size}-l{s.lfw_identities}-p{s.lfw_pairs_per_fold or 'auto'}-seed{s.seed}"
-    knobs = {k: v for k, v in s.style.model_dump().items() if v != 1.0}
-    if knobs:  # the original benchmark's directory name stays as it was
-        tag += "-" + "-".join(f"{k}{v:g}" for k, v in knobs.items())
-    if s.train_mixing != 1.0:
-        tag += f"-trainmix{s.train_mixing:g}"
-    return Path("data") / "synthetic" / tag
-
-
 def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> Sources:
     """Render the synthetic benchmark if the config asks for it (once), or point at the real trees."""
     if cfg.data.source == "celeba":
@@ -57,7 +47,7 @@ def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> 
     from pipeline.synth import render_benchmark
 
     s = cfg.data.synthetic
-    root = synthetic_dir(cfg)
+    root = RunLayout(cfg).synthetic
     if not (root / SYNTH_DONE).exists():
         progress(f"rendering the synthetic benchmark into {root}")
         from pipeline.synth import Style
@@ -71,27 +61,6 @@ def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> 
     else:
         progress(f"reusing the synthetic benchmark in {root}")
     return Sources(root / "celeba", root / "lfw")
-
-
-def preprocess_regions(bits: np.ndarray, size: int, crop_fraction: float = 1.0) -> np.ndarray:
-    """Crop and resize a region bitmask like its image; a pixel keeps bit k if any of its area had it.
-
-    Each bit plane is resized with area averaging and kept where the average is > 0, so the
-    resized region still covers every pixel that the attribute can change.
-    """
-    from PIL import Image
-
-    from pipeline.images import center_square_crop
-
-    square = center_square_crop(bits, crop_fraction)
-    out = np.zeros((size, size), np.uint8)
-    for bit in range(8):
-        plane = ((square >> bit) & 1).astype(np.float32)
-        if not plane.any():
-            continue
-        small = np.asarray(Image.fromarray(plane, mode="F").resize((size, size), Image.BOX))
-        out |= ((small > 0).astype(np.uint8) << bit)
-    return out
 
 
 def _encode_one(args: tuple[str, str, int, float, str | None]) -> tuple[str, bytes | None, bytes | None, dict, str | None]:
@@ -211,7 +180,7 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
     meta = {"dataset": "originals", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(items)} CelebA-format images at {cfg.data.image_size}px")
     originals = ingest_rows(
-        cfg.shards("originals"), items, size=cfg.data.image_size, crop_fraction=1.0,
+        RunLayout(cfg).originals, items, size=cfg.data.image_size, crop_fraction=1.0,
         shard_rows=cfg.data.shard_rows, on_bad_image=cfg.data.on_bad_image, metadata=meta,
         workers=cfg.workers, label="originals", progress=progress,
     )
@@ -232,7 +201,7 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
     meta = {"dataset": "lfw", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(lfw_items)} LFW images used by the pairs")
     lfw_summary = ingest_rows(
-        cfg.shards("lfw"), lfw_items, size=cfg.data.image_size, crop_fraction=cfg.data.lfw_crop_fraction,
+        RunLayout(cfg).lfw, lfw_items, size=cfg.data.image_size, crop_fraction=cfg.data.lfw_crop_fraction,
         shard_rows=cfg.data.shard_rows, on_bad_image=cfg.data.on_bad_image, metadata=meta,
         workers=cfg.workers, label="lfw", progress=progress,
     )
@@ -244,7 +213,13 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
         "originals": originals, "lfw": {**lfw_summary, "pairs": len(lfw.pairs), "folds": lfw.folds},
         "skipped_images": originals["images"]["skipped"] + lfw_summary["images"]["skipped"],
     }
-    tmp = out / "data_summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "data_summary.json")
+    write_json_atomic(summary, RunLayout(cfg).data_summary)
     return summary
+
+
+def benchmark_of(originals: str) -> Path | None:
+    """The CelebA-format tree a run's originals were ingested from (from the shard dataset's metadata), or None."""
+    from pipeline.shards import ShardStore
+
+    source = (ShardStore(originals).metadata().get("key") or {}).get("source")
+    return Path(source) if source else None

@@ -1,4 +1,4 @@
-"""Parquet shards of (original, added, removed) samples, committed atomically.
+"""Parquet shards of samples (`pipeline.samples`: original, added, removed), committed atomically.
 
 A dataset is a directory (or any fsspec URL) laid out as::
 
@@ -30,27 +30,22 @@ import io
 import json
 import os
 import re
-import struct
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from pipeline.attributes import CELEBA_ATTRIBUTES
-from pipeline.images import encode_png
+from pipeline.samples import (  # noqa: F401  (re-exported: the schema and row helpers come with the store)
+    EDIT_KINDS, NUM_ATTRIBUTES, SAMPLE_SCHEMA, SCHEMA_VERSION, SPLITS, ShardError, dataset_metadata_of, make_row,
+    rows_to_table, sample_id_for, schema_with_metadata, validate_row, validate_table,
+)
 
-SCHEMA_VERSION = "1"
-NUM_ATTRIBUTES = len(CELEBA_ATTRIBUTES)
-EDIT_KINDS = ("original", "added", "removed")
-SPLITS = ("train", "valid", "test")
-IMAGE_FORMATS = ("png", "jpeg")
 # Rows per Parquet row group: the unit of work the loader hands to workers. Small
 # enough that a shard of a few thousand samples splits across workers, large
 # enough that per-group overhead (a seek and a footer lookup) stays negligible.
@@ -60,211 +55,6 @@ MANIFEST_DIR = "_manifest"
 TMP_DIR = "_tmp"
 SUMMARY_FILE = "manifest.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
-
-SAMPLE_SCHEMA = pa.schema(
-    [
-        pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("image", pa.binary(), nullable=False),
-        pa.field("image_format", pa.string(), nullable=False),
-        pa.field("height", pa.int16(), nullable=False),
-        pa.field("width", pa.int16(), nullable=False),
-        pa.field("identity", pa.int64(), nullable=False),
-        pa.field("source_image_id", pa.string(), nullable=False),
-        pa.field("split", pa.string(), nullable=False),
-        pa.field("attribute_edited", pa.string(), nullable=True),
-        pa.field("edit_kind", pa.string(), nullable=False),
-        pa.field("attributes", pa.list_(pa.int8(), NUM_ATTRIBUTES), nullable=False),
-        pa.field("editor", pa.string(), nullable=True),
-        pa.field("editor_version", pa.string(), nullable=True),
-        pa.field("editor_checkpoint", pa.string(), nullable=True),
-        # Ground-truth attribute regions (synthetic benchmark only): a PNG bitmask with the
-        # image's size, bit k set where pipeline.attributes.EDITED_ATTRIBUTES[k] lives.
-        pa.field("regions", pa.binary(), nullable=True),
-    ]
-)
-_REQUIRED = tuple(f.name for f in SAMPLE_SCHEMA if not f.nullable)
-_OPTIONAL = tuple(f.name for f in SAMPLE_SCHEMA if f.nullable and f.type == pa.string())
-
-
-class ShardError(ValueError):
-    """Invalid rows or a misuse of the store; the message names the shard/row and field."""
-
-
-# ---------------------------------------------------------------------------
-# Rows and tables
-# ---------------------------------------------------------------------------
-
-
-def sample_id_for(source_image_id: str, attribute: str | None, edit_kind: str) -> str:
-    """The conventional sample id: '000123.jpg/original' or '000123.jpg/eyeglasses/added'."""
-    if edit_kind == "original":
-        return f"{source_image_id}/original"
-    return f"{source_image_id}/{attribute}/{edit_kind}"
-
-
-def make_row(
-    *,
-    image: np.ndarray,
-    identity: int,
-    source_image_id: str,
-    split: str,
-    edit_kind: str,
-    attributes: Sequence[int] | np.ndarray,
-    attribute_edited: str | None = None,
-    sample_id: str | None = None,
-    editor: str | None = None,
-    editor_version: str | None = None,
-    editor_checkpoint: str | None = None,
-    regions: np.ndarray | bytes | None = None,
-) -> dict:
-    """A row dict from an HxWx3 uint8 array (encoded as lossless PNG); `regions` an HxW uint8 bitmask."""
-    if image.dtype != np.uint8 or image.ndim != 3:
-        raise ShardError(f"{source_image_id}: image must be HxWx3 uint8, got {image.dtype} {image.shape}")
-    return {
-        "sample_id": sample_id or sample_id_for(source_image_id, attribute_edited, edit_kind),
-        "image": encode_png(image),
-        "image_format": "png",
-        "height": int(image.shape[0]),
-        "width": int(image.shape[1]),
-        "identity": int(identity),
-        "source_image_id": source_image_id,
-        "split": split,
-        "attribute_edited": attribute_edited,
-        "edit_kind": edit_kind,
-        "attributes": [int(v) for v in np.asarray(attributes).reshape(-1)],
-        "editor": editor,
-        "editor_version": editor_version,
-        "editor_checkpoint": editor_checkpoint,
-        "regions": encode_png(regions) if isinstance(regions, np.ndarray) else regions,
-    }
-
-
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a PNG header, or None if the bytes are not a PNG."""
-    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    return height, width
-
-
-def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
-    """Check one row dict against SAMPLE_SCHEMA; return it normalised (optional keys filled).
-
-    Raises ShardError naming the row (index and sample_id) and the offending field.
-    """
-    sid = row.get("sample_id")
-    where = f"row {index} (sample_id={sid!r})"
-
-    def bad(fieldname: str, why: str) -> ShardError:
-        return ShardError(f"{where}: field {fieldname!r}: {why}")
-
-    missing = [k for k in _REQUIRED if k not in row]
-    if missing:
-        raise bad(missing[0], f"missing (required fields missing: {', '.join(missing)})")
-    unknown = sorted(set(row) - set(SAMPLE_SCHEMA.names))
-    if unknown:
-        raise bad(unknown[0], f"not in the schema (unknown fields: {', '.join(unknown)})")
-    out = {name: row.get(name) for name in SAMPLE_SCHEMA.names}
-    for name in ("sample_id", "source_image_id", "split", "edit_kind", "image_format"):
-        if not isinstance(out[name], str) or not out[name]:
-            raise bad(name, f"must be a non-empty string, got {out[name]!r}")
-    for name in _OPTIONAL:
-        if out[name] is not None and not isinstance(out[name], str):
-            raise bad(name, f"must be a string or None, got {type(out[name]).__name__}")
-    if out["regions"] is not None:
-        if not isinstance(out["regions"], (bytes, bytearray, memoryview)) or _png_size(bytes(out["regions"])) is None:
-            raise bad("regions", "must be None or PNG bytes")
-        out["regions"] = bytes(out["regions"])
-    if not isinstance(out["image"], (bytes, bytearray, memoryview)) or len(out["image"]) == 0:
-        raise bad("image", "must be non-empty encoded image bytes")
-    out["image"] = bytes(out["image"])
-    if out["image_format"] not in IMAGE_FORMATS:
-        raise bad("image_format", f"{out['image_format']!r} is not one of {IMAGE_FORMATS}")
-    if out["split"] not in SPLITS:
-        raise bad("split", f"{out['split']!r} is not one of {SPLITS}")
-    if out["edit_kind"] not in EDIT_KINDS:
-        raise bad("edit_kind", f"{out['edit_kind']!r} is not one of {EDIT_KINDS}")
-    if out["edit_kind"] == "original" and out["attribute_edited"] is not None:
-        raise bad("attribute_edited", "must be None for an original")
-    if out["edit_kind"] != "original" and not out["attribute_edited"]:
-        raise bad("attribute_edited", f"must name the attribute for edit_kind={out['edit_kind']!r}")
-    for name in ("height", "width"):
-        v = out[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < int(v) < 2**15:
-            raise bad(name, f"must be an int in 1..32767, got {v!r}")
-        out[name] = int(v)
-    if out["image_format"] == "png":
-        size = _png_size(out["image"])
-        if size is None:
-            raise bad("image", "image_format is 'png' but the bytes are not a PNG")
-        if size != (out["height"], out["width"]):
-            raise bad("image", f"PNG is {size[0]}x{size[1]} (HxW) but height/width say "
-                      f"{out['height']}x{out['width']}")
-    ident = out["identity"]
-    if isinstance(ident, bool) or not isinstance(ident, (int, np.integer)):
-        raise bad("identity", f"must be an int, got {ident!r}")
-    out["identity"] = int(ident)
-    attrs = np.asarray(out["attributes"]).reshape(-1) if out["attributes"] is not None else None
-    if attrs is None or attrs.shape != (NUM_ATTRIBUTES,):
-        raise bad("attributes", f"must hold {NUM_ATTRIBUTES} values, got "
-                  f"{None if attrs is None else attrs.shape[0]}")
-    if not np.isin(attrs, (0, 1)).all():
-        raise bad("attributes", f"values must be 0/1, got {sorted(set(attrs.tolist()))}")
-    out["attributes"] = attrs.astype(np.int8).tolist()
-    return out
-
-
-def schema_with_metadata(dataset_metadata: Mapping[str, Any] | None = None) -> pa.Schema:
-    """SAMPLE_SCHEMA with faceaug.schema_version and faceaug.dataset (JSON) metadata."""
-    return SAMPLE_SCHEMA.with_metadata(
-        {
-            "faceaug.schema_version": SCHEMA_VERSION,
-            "faceaug.dataset": json.dumps(dict(dataset_metadata or {}), sort_keys=True, default=str),
-        }
-    )
-
-
-def dataset_metadata_of(schema: pa.Schema) -> dict:
-    """The caller's dataset metadata dict stored in a shard's schema ({} if none)."""
-    raw = (schema.metadata or {}).get(b"faceaug.dataset")
-    return json.loads(raw) if raw else {}
-
-
-def rows_to_table(rows: Iterable[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None) -> pa.Table:
-    """Validate row dicts and build a table with SAMPLE_SCHEMA (+ run metadata)."""
-    checked = [validate_row(r, i) for i, r in enumerate(rows)]
-    seen: dict[str, int] = {}
-    for i, r in enumerate(checked):
-        if r["sample_id"] in seen:
-            raise ShardError(f"row {i} (sample_id={r['sample_id']!r}): field 'sample_id': "
-                             f"duplicate of row {seen[r['sample_id']]}")
-        seen[r["sample_id"]] = i
-    return pa.Table.from_pylist(checked, schema=schema_with_metadata(metadata))
-
-
-def validate_table(table: pa.Table, metadata: Mapping[str, Any] | None = None) -> pa.Table:
-    """Conform a table to SAMPLE_SCHEMA (column order, types) and check enumerations/uniqueness."""
-    missing = [n for n in SAMPLE_SCHEMA.names if n not in table.column_names]
-    if missing:
-        raise ShardError(f"table lacks columns: {', '.join(missing)}")
-    try:
-        table = table.select(SAMPLE_SCHEMA.names).cast(schema_with_metadata(metadata))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-        raise ShardError(f"table does not match SAMPLE_SCHEMA: {exc}") from None
-    for name, allowed in (("edit_kind", EDIT_KINDS), ("split", SPLITS), ("image_format", IMAGE_FORMATS)):
-        bad = pc.invert(pc.is_in(table[name], value_set=pa.array(allowed)))
-        if pc.any(bad).as_py():
-            i = pc.index(bad, True).as_py()
-            raise ShardError(f"row {i} (sample_id={table['sample_id'][i].as_py()!r}): field {name!r}: "
-                             f"{table[name][i].as_py()!r} is not one of {allowed}")
-    if pc.count_distinct(table["sample_id"]).as_py() != table.num_rows:
-        raise ShardError("table has duplicate sample_id values")
-    return table
-
-
-# ---------------------------------------------------------------------------
-# Store
-# ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recognition.metrics import auc_from_roc, eer_from_roc, roc_curve, tar_at_far_from_roc, tar_on_grid_from_roc
+from recognition.metrics import auc_from_roc, eer_from_roc, roc_curve, tar_at_far_from_roc
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
-"""The verification experiment: train every arm with every seed, evaluate on both test sets, compare.
+"""The verification experiment: train every arm with every seed, score them on every protocol, compare.
 
     <run>/verifiers/<arm>/seed-<s>/     verifier.pt, checkpoint.pt, training.json, embeddings.npz
-    <run>/results.json                  every metric per arm and test set with 95% intervals, and
-                                        each augmented arm's paired difference from the baseline
+    <run>/results.json                  every metric per arm and protocol with 95% intervals, and each
+                                        augmented arm's paired difference from the baseline
 
 Arms (the paper's section 4.3 comparison, plus aug-all):
     baseline            the train originals
-    aug-<attribute>     <run>/shards/aug-<attribute>: original + added + removed of every train image
+    aug-<attribute>     the aug-<attribute> shard dataset: original + added + removed of every train image
     aug-all             originals + the added/removed samples of every attribute's dataset
 All arms get the same optimiser steps and schedule by default (verifier.budget = equal_steps).
 
-Test sets: the CelebA-format test identities (one seeded target image per identity, the rest
-queries, every query against every target) and LFW's 10-fold pairs protocol. Intervals come from a
-hierarchical bootstrap over identities (CelebA) or pairs (LFW) and over seeds
-(`recognition.statistics`); only a difference whose interval excludes zero is called a gain or loss.
+Protocols (`recognition.protocols`, `evaluation.protocols`): the CelebA-format test identities (one
+seeded target image per identity, the rest queries, every query against every target) and LFW's
+10-fold pairs protocol by default. Intervals come from a hierarchical bootstrap over identities
+(CelebA) or pairs (LFW) and over seeds (`recognition.statistics`); only a difference whose interval
+excludes zero is called a gain or loss.
 """
 
 from __future__ import annotations
@@ -25,31 +26,25 @@ from typing import Callable
 
 import numpy as np
 
+from pipeline.atomic import write_text_atomic
 from pipeline.config import RunConfig, split_arm
+from pipeline.layout import EMBEDDINGS, VERIFIER_RECORD, VERIFIER_WEIGHTS, RunLayout
 
-METRICS = ("auc", "eer", "tar@far=1e-3", "tar@far=1e-2")
 FAR_GRID = np.logspace(-4, 0, 41)
 
 
 def arm_sources(cfg: RunConfig, arm: str) -> list[tuple[str, tuple[str, ...] | None]]:
     """The shard datasets (and edit kinds) an arm trains on; `aug-...@<editor>` uses that editor's edits."""
-    from editing.augment import augmented_dir
-
+    layout = RunLayout(cfg)
     base, editor = split_arm(arm)
     if base == "baseline":
-        return [(cfg.shards("originals"), None)]
+        return [(layout.originals, None)]
     if base == "aug-all":
-        return [(cfg.shards("originals"), None)] + [
-            (augmented_dir(cfg, a, editor), ("added", "removed")) for a in cfg.editor.attributes
-        ]
+        return [(layout.originals, None)] + [(layout.augmented(a, editor), ("added", "removed")) for a in cfg.editor.attributes]
     attribute = base.removeprefix("aug-")
     if attribute not in cfg.editor.attributes:
         raise ValueError(f"arm {arm!r} needs attribute {attribute!r}, which is not in editor.attributes {list(cfg.editor.attributes)}")
-    return [(augmented_dir(cfg, attribute, editor), None)]
-
-
-def verifier_dir(cfg: RunConfig, arm: str, seed: int) -> Path:
-    return Path(cfg.output_dir) / "verifiers" / arm / f"seed-{seed}"
+    return [(layout.augmented(attribute, editor), None)]
 
 
 def train_arm(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None, progress: Callable[[str], None] = print) -> Path:
@@ -57,7 +52,7 @@ def train_arm(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None,
     from recognition.verifier import train_verifier
 
     check_identities(cfg, arm)
-    out = verifier_dir(cfg, arm, seed)
+    out = RunLayout(cfg).verifier_dir(arm, seed)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out)
     return train_verifier(sources=arm_sources(cfg, arm), cfg=cfg.verifier, image_size=cfg.data.image_size,
@@ -71,7 +66,7 @@ def check_identities(cfg: RunConfig, arm: str) -> None:
     from pipeline.shards import ShardStore
     from recognition.protocols import check_disjoint
 
-    test = ShardStore(cfg.shards("originals")).read_table(columns=["identity"], filter_split="test")
+    test = ShardStore(RunLayout(cfg).originals).read_table(columns=["identity"], filter_split="test")
     test_ids = set(test.column("identity").to_pylist())
     train_ids: set[int] = set()
     for path, _ in arm_sources(cfg, arm):
@@ -84,14 +79,15 @@ def embed_tests(cfg: RunConfig, arm: str, seed: int, *, device: str | None = Non
     """Flip-averaged embeddings of the CelebA-format test originals and the LFW images, cached beside the model."""
     from recognition.verifier import embed_store, load_verifier
 
-    out = verifier_dir(cfg, arm, seed)
-    cache = out / "embeddings.npz"
-    if cache.exists() and cache.stat().st_mtime >= (out / "verifier.pt").stat().st_mtime:
+    layout = RunLayout(cfg)
+    out = layout.verifier_dir(arm, seed)
+    cache = out / EMBEDDINGS
+    if cache.exists() and cache.stat().st_mtime >= (out / VERIFIER_WEIGHTS).stat().st_mtime:
         data = np.load(cache, allow_pickle=False)
         return {k: data[k] for k in data.files}
     model = load_verifier(out, device)
-    c_ids, c_identity, c_emb = embed_store(model, cfg.shards("originals"), split="test", edit_kinds=("original",))
-    l_ids, _, l_emb = embed_store(model, cfg.shards("lfw"), split=None)
+    c_ids, c_identity, c_emb = embed_store(model, layout.originals, split="test", edit_kinds=("original",))
+    l_ids, _, l_emb = embed_store(model, layout.lfw, split=None)
     order = np.argsort(np.asarray(c_ids))  # stored order is not guaranteed; sort so every arm sees the same rows
     result = {"celeba_ids": np.asarray(c_ids)[order], "celeba_identity": c_identity[order], "celeba_emb": c_emb[order],
               "lfw_ids": np.asarray(l_ids), "lfw_emb": l_emb}
@@ -101,55 +97,60 @@ def embed_tests(cfg: RunConfig, arm: str, seed: int, *, device: str | None = Non
     return result
 
 
-def scores_for(cfg: RunConfig, emb: dict, pairs) -> dict:
-    """(scores, labels, groups) on both test sets for one trained model."""
-    from recognition.protocols import celeba_scores, celeba_targets, lfw_scores
+def test_data(cfg: RunConfig, emb: dict):
+    """The run's test data for the protocols, in the order of the embedding caches."""
+    from pipeline.ingest import resolve_sources
+    from pipeline.lfw import LFW
+    from recognition.protocols import TestData
 
-    identities = emb["celeba_identity"]
-    targets, queries = celeba_targets(identities, cfg.evaluation.target_seed)
-    c_scores, c_labels, c_groups = celeba_scores(emb["celeba_emb"][queries], emb["celeba_emb"][targets], identities[queries], identities[targets])
-    index = {sid: i for i, sid in enumerate(emb["lfw_ids"].tolist())}
-    l_scores, l_labels, l_folds = lfw_scores((index, emb["lfw_emb"]), pairs)
-    return {"celeba": (c_scores, c_labels, c_groups), "lfw": (l_scores, l_labels, None), "lfw_folds": l_folds}
+    lfw = LFW.open(resolve_sources(cfg, progress=lambda m: None).lfw_dir)
+    return TestData(celeba_ids=emb["celeba_ids"], celeba_identity=emb["celeba_identity"], celeba_attributes=None,
+                    lfw_ids=emb["lfw_ids"], lfw_pairs=lfw.pairs)
 
 
 def evaluate_run(cfg: RunConfig, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Metrics with intervals for every trained arm, and paired differences from the baseline -> results.json."""
-    from pipeline.ingest import resolve_sources
-    from pipeline.lfw import LFW
+    """Metrics with intervals for every trained arm on every protocol, and paired differences from the baseline
+    -> results.json."""
     from recognition.metrics import summarise
-    from recognition.protocols import lfw_tenfold
+    from recognition.protocols import PROTOCOLS, lfw_tenfold
     from recognition.statistics import bootstrap_metric, paired_difference, roc_band
 
-    lfw = LFW.open(resolve_sources(cfg, progress=lambda m: None).lfw_dir)
+    layout = RunLayout(cfg)
     ev = cfg.evaluation
-    per_arm: dict[str, dict[str, list]] = {}
     results: dict = {"budget": cfg.verifier.budget, "steps": cfg.verifier.steps if cfg.verifier.budget == "equal_steps" else None,
                      "epochs": cfg.verifier.epochs if cfg.verifier.budget == "equal_epochs" else None,
                      "seeds": list(cfg.verifier.seeds), "confidence": ev.confidence, "bootstrap": ev.bootstrap,
                      "far_grid": FAR_GRID.tolist(), "arms": {}, "differences": {}}
+    pair_sets = None
+    per_arm: dict[str, dict[str, list]] = {}
     for arm in cfg.verifier.arms:
-        per_arm[arm] = {"celeba": [], "lfw": []}
-        lfw_acc, training = [], []
+        per_arm[arm] = {}
+        folds_acc, training = {}, []
         for seed in cfg.verifier.seeds:
             progress(f"evaluating {arm}/seed-{seed}")
-            s = scores_for(cfg, embed_tests(cfg, arm, seed, device=device), lfw.pairs)
-            per_arm[arm]["celeba"].append(s["celeba"])
-            per_arm[arm]["lfw"].append(s["lfw"])
-            lfw_acc.append(lfw_tenfold(s["lfw"][0], s["lfw"][1], s["lfw_folds"]))
-            info = verifier_dir(cfg, arm, seed) / "training.json"
+            emb = embed_tests(cfg, arm, seed, device=device)
+            if pair_sets is None:  # the same pairs for every arm and seed
+                data = test_data(cfg, emb)
+                pair_sets = {name: ps for protocol in ev.protocols for name, ps in PROTOCOLS.get(protocol)(cfg, data).pair_sets().items()}
+            for name, ps in pair_sets.items():
+                scores = ps.scores(emb[f"{ps.test_set}_emb"])
+                per_arm[arm].setdefault(name, []).append((scores, ps.labels, ps.groups))
+                if ps.folds is not None:
+                    folds_acc.setdefault(name, []).append(lfw_tenfold(scores, ps.labels, ps.folds))
+            info = layout.verifier_dir(arm, seed) / VERIFIER_RECORD
             training.append(json.loads(info.read_text()) if info.exists() else None)
-        arm_result: dict = {"training": training, "lfw_10fold": {
-            "per_seed": lfw_acc,
-            "accuracy_mean": float(np.mean([a["accuracy_mean"] for a in lfw_acc])),
-            "accuracy_std_over_folds": [a["accuracy_std"] for a in lfw_acc],
-        }}
-        for test_set in ("celeba", "lfw"):
-            runs = per_arm[arm][test_set]
+        arm_result: dict = {"training": training}
+        for name, accs in folds_acc.items():
+            arm_result[f"{name}_10fold"] = {
+                "per_seed": accs,
+                "accuracy_mean": float(np.mean([a["accuracy_mean"] for a in accs])),
+                "accuracy_std_over_folds": [a["accuracy_std"] for a in accs],
+            }
+        for name, runs in per_arm[arm].items():
             first = summarise(runs[0][0], runs[0][1], ev.far_levels)
-            metrics = {m: bootstrap_metric(runs, m, n=ev.bootstrap, seed=cfg.seed, confidence=ev.confidence) for m in _metric_names(ev)}
+            metrics = {m: bootstrap_metric(runs, m, n=ev.bootstrap, seed=cfg.seed, confidence=ev.confidence) for m in metric_names(ev)}
             tar, low, high = roc_band(runs, FAR_GRID, n=ev.bootstrap, seed=cfg.seed, confidence=ev.confidence)
-            arm_result[test_set] = {
+            arm_result[name] = {
                 "genuine": first["genuine"], "impostors": first["impostors"],
                 "resolvable": {str(k): v["resolvable"] for k, v in first["tar_at_far"].items()},
                 "notes": [v["note"] for v in first["tar_at_far"].values() if v.get("note")],
@@ -161,15 +162,12 @@ def evaluate_run(cfg: RunConfig, *, device: str | None = None, progress: Callabl
             if arm == "baseline":
                 continue
             results["differences"][arm] = {
-                test_set: {m: paired_difference(per_arm[arm][test_set], per_arm["baseline"][test_set], m, n=ev.bootstrap,
-                                                seed=cfg.seed, confidence=ev.confidence) for m in _metric_names(ev)}
-                for test_set in ("celeba", "lfw")
+                name: {m: paired_difference(per_arm[arm][name], per_arm["baseline"][name], m, n=ev.bootstrap,
+                                            seed=cfg.seed, confidence=ev.confidence) for m in metric_names(ev)}
+                for name in per_arm[arm]
             }
     results = _jsonable(results)
-    path = Path(cfg.output_dir) / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(json.dumps(results, indent=2) + "\n", layout.results)
     return results
 
 
@@ -183,7 +181,7 @@ def run_experiment(cfg: RunConfig, *, device: str | None = None, progress: Calla
     return evaluate_run(cfg, device=device, progress=progress)
 
 
-def _metric_names(ev) -> list[str]:
+def metric_names(ev) -> list[str]:
     return ["auc", "eer"] + [f"tar@far={level:g}" for level in ev.far_levels]
 
 

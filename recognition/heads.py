@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HEADS = ("cosface", "arcface")
+from pipeline.registry import Registry
+
+# name -> head class(embedding_dim, num_classes, scale=, margin=); `verifier.head` picks one.
+# Heads of other packages arrive through the `faceaug.heads` entry-point group.
+HEADS: Registry[type[nn.Module]] = Registry("verifier head", entry_points="faceaug.heads")
 
 
 class _MarginHead(nn.Module):
@@ -52,6 +56,7 @@ class _MarginHead(nn.Module):
         return f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}, scale={self.scale}, margin={self.margin}"
 
 
+@HEADS.register("cosface")
 class CosFaceHead(_MarginHead):
     """logits = s·(cos θ − m·onehot(y))."""
 
@@ -62,6 +67,7 @@ class CosFaceHead(_MarginHead):
         return cos_target - self.margin
 
 
+@HEADS.register("arcface")
 class ArcFaceHead(_MarginHead):
     """logits = s·cos(θ_y + m) for the target (threshold-corrected), s·cos θ_j otherwise."""
 
@@ -81,10 +87,6 @@ class ArcFaceHead(_MarginHead):
         return torch.where(cos_target > self.th, phi, cos_target - self.mm)
 
 
-def make_head(name: str, embedding_dim: int, num_classes: int, *, scale: float, margin: float) -> _MarginHead:
-    """A head by name ('cosface' or 'arcface')."""
-    if name == "cosface":
-        return CosFaceHead(embedding_dim, num_classes, scale=scale, margin=margin)
-    if name == "arcface":
-        return ArcFaceHead(embedding_dim, num_classes, scale=scale, margin=margin)
-    raise ValueError(f"unknown head {name!r}; choose from {list(HEADS)}")
+def make_head(name: str, embedding_dim: int, num_classes: int, *, scale: float, margin: float) -> nn.Module:
+    """A registered head by name ('cosface', 'arcface', or a plugin's)."""
+    return HEADS.get(name)(embedding_dim, num_classes, scale=scale, margin=margin)

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from recognition.bootstrap import PairScores, RocMetric, cluster_index, replicate_values, resolve_metric
+from recognition.bootstrap import PairScores, cluster_index, replicate_values, resolve_metric
 from recognition.metrics import MIN_IMPOSTORS_AT_LEVEL, tar_on_grid_from_roc
 
 GAIN, LOSS, NONE = "gain", "loss", "no measurable difference"

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.layout import EDITOR_JSON, EVALUATION_JSON, IDENTITY_JSON, RunLayout
+
 
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
@@ -39,22 +41,24 @@ def software_versions() -> dict:
 def collect(run_dir: Path) -> dict:
     """Everything the report shows, as one JSON-able dict."""
     run_dir = Path(run_dir)
-    results = _load(run_dir / "results.json")
+    layout = RunLayout.of_run(run_dir)
+    results = _load(layout.results)
     if results is None:
-        raise FileNotFoundError(f"{run_dir / 'results.json'}: no results; run `faceaug evaluate` first")
+        raise FileNotFoundError(f"{layout.results}: no results; run `faceaug evaluate` first")
     editors = {}
-    for d in sorted((run_dir / "editors").glob("*")) if (run_dir / "editors").exists() else []:
-        ev = _load(d / "evaluation.json")
-        meta = _load(d / "editor.json")
-        editors[d.name] = {"evaluation": ev, "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id")} if meta else None}
+    for d in layout.editor_dirs():
+        ev = _load(d / EVALUATION_JSON)
+        meta = _load(d / EDITOR_JSON)
+        editors[d.name] = {"evaluation": ev, "identity": _load(d / IDENTITY_JSON),
+                           "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id")} if meta else None}
     comparisons = {d.name: _load(d / "compare.json") for d in sorted((run_dir / "compare").glob("*")) if (d / "compare.json").exists()}
     timings = {}
     for arm, r in results["arms"].items():
         timings[arm] = [t.get("wall_s_this_session") if t else None for t in r.get("training", [])]
-    return {"run_dir": str(run_dir), "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "config": _load(run_dir / "config.json"),
-            "data_summary": _load(run_dir / "data_summary.json"), "results": results, "editors": editors,
+    return {"run_dir": str(run_dir), "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "config": _load(layout.config),
+            "data_summary": _load(layout.data_summary), "results": results, "editors": editors,
             "comparisons": comparisons,
-            "timings": {"verifier_training_seconds": timings, "stages": _load(run_dir / "timings.json")},
+            "timings": {"verifier_training_seconds": timings, "stages": _load(layout.timings)},
             "software": software_versions()}
 
 

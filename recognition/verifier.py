@@ -44,54 +44,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from editing._training import autocast_dtype, drop_unset, save_atomic, write_json_atomic
 from pipeline import faults
+from pipeline.atomic import save_torch_atomic, write_json_atomic
 from pipeline.config import VerifierConfig
+from pipeline.images import batch_to_model_range
+from pipeline.layout import VERIFIER_RECORD, VERIFIER_WEIGHTS
+from pipeline.precision import amp, autocast_dtype
+from pipeline.training_keys import check_key, config_key, keyed_when_set
+from recognition.backbones import make_backbone, small_input_for
 from recognition.heads import make_head
 
 CHECKPOINT = "checkpoint.pt"
-WEIGHTS = "verifier.pt"
-TRAINING_JSON = "training.json"
+WEIGHTS = VERIFIER_WEIGHTS
+TRAINING_JSON = VERIFIER_RECORD
 # Config fields that do not change what one training run computes.
 _NOT_TRAINING = {"threads", "arms", "seeds", "checkpoint_every"}
 # Fields added after checkpoints existed: they enter the key only when not at their default, so old runs still resume.
 _KEYED_WHEN_SET = {"precision": "auto"}
 
 
-def small_input_for(image_size: int) -> int:
-    """The stem for images of this size (see `Verifier`): 0 = ImageNet stem (> 64 px),
-    2 = 3x3 stride-2 conv without max-pool (33-64 px), 1 = 3x3 stride-1 conv without max-pool (<= 32 px).
-    Each keeps the first residual stage at 32 px or more, at about the FLOPs of the ImageNet stem at 128 px."""
-    if image_size <= 32:
-        return 1
-    return 2 if image_size <= 64 else 0
-
-
 class Verifier(nn.Module):
-    """timm backbone (no classifier, random init — never pretrained) + Linear/BatchNorm1d
-    embedding; forward returns L2-normalised embeddings (B x embedding_dim, fp32).
-
-    small_input: 0 keeps the ImageNet stem (7x7 stride-2 conv + 3x3 stride-2 max-pool, which
-    would shrink a 32-64 px face to 8-16 px before the first block); 1 or 2 replaces it with a
-    3x3 conv of that stride and no pooling, as CIFAR-style ResNets do. `small_input_for(size)`
-    picks stride 1 up to 32 px and stride 2 up to 64 px, so the first stage always works on
-    32 px or more (a stride-1 stem at 64 px would cost ~4x the FLOPs of the ImageNet stem at
-    128 px). Needs a backbone with `conv1` and `maxpool` (timm's ResNet family).
-    """
+    """A registered backbone (`recognition.backbones`, random init — never pretrained) + Linear/BatchNorm1d
+    embedding; forward returns L2-normalised embeddings (B x embedding_dim, fp32). `small_input` picks the
+    stem (`backbones.small_input_for`)."""
 
     def __init__(self, arch: str = "resnet18", embedding_dim: int = 512, small_input: int = 0):
         super().__init__()
-        import timm  # heavy import, only where a model is built
-
         self.arch_args = {"arch": arch, "embedding_dim": embedding_dim, "small_input": small_input}
-        self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
-        if small_input:
-            conv1, maxpool = getattr(self.backbone, "conv1", None), getattr(self.backbone, "maxpool", None)
-            if not isinstance(conv1, nn.Conv2d) or maxpool is None:
-                raise ValueError(f"small_input needs a ResNet-style backbone with conv1/maxpool; {arch!r} has none")
-            stride = 1 if small_input is True else int(small_input)
-            self.backbone.conv1 = nn.Conv2d(conv1.in_channels, conv1.out_channels, 3, stride, 1, bias=False)
-            self.backbone.maxpool = nn.Identity()
+        self.backbone = make_backbone(arch, small_input)
         self.embedding = nn.Sequential(
             nn.Linear(self.backbone.num_features, embedding_dim, bias=False),
             nn.BatchNorm1d(embedding_dim),
@@ -130,7 +110,7 @@ def flip_mask(seed: int, step: int, batch: int) -> torch.Tensor:
 
 
 def _training_key(cfg: VerifierConfig) -> dict:
-    return drop_unset({k: v for k, v in json.loads(cfg.model_dump_json()).items() if k not in _NOT_TRAINING}, _KEYED_WHEN_SET)
+    return keyed_when_set(config_key(cfg, skip=_NOT_TRAINING), _KEYED_WHEN_SET)
 
 
 def _norm_sources(sources: Sequence[tuple]) -> list[list]:
@@ -207,15 +187,13 @@ def train_verifier(
     # 0. Reuse a finished training with the same inputs; refuse to mix different ones.
     if (out / WEIGHTS).exists() and (out / TRAINING_JSON).exists():
         done = json.loads((out / TRAINING_JSON).read_text())
-        if done.get("key") == key:
-            progress(f"{tag}: already trained ({out})")
-            return out
-        raise ValueError(f"{out} holds a verifier trained with other settings; use another out_dir or delete it")
+        check_key(out, done.get("key"), key, "It holds a verifier trained with other settings: use another out_dir, or delete it to retrain.")
+        progress(f"{tag}: already trained ({out})")
+        return out
     state = None
     if (out / CHECKPOINT).exists():
         state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-        if state["key"] != key:
-            raise ValueError(f"{out / CHECKPOINT} is from a training with other settings; use another out_dir or delete it")
+        check_key(out / CHECKPOINT, state["key"], key, "It is from a training with other settings: use another out_dir, or delete it to retrain.")
         workers = state["workers"]
 
     if cfg.threads:
@@ -254,7 +232,7 @@ def train_verifier(
 
     def checkpoint() -> None:
         rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-        save_atomic({
+        save_torch_atomic({
             "step": step, "model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
             "schedule": {"kind": "warmup_cosine", "base_lr": cfg.lr, "warmup": cfg.warmup_steps, "total": total,
                          "lr": lr_at(max(step - 1, 0), base_lr=cfg.lr, warmup=cfg.warmup_steps, total=total)},
@@ -280,7 +258,7 @@ def train_verifier(
         labels = labels.to(dev, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, base_lr=cfg.lr, warmup=cfg.warmup_steps, total=total)
-        with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        with amp(autocast, dev.type):
             emb = model(images)
         loss = F.cross_entropy(head(emb.float(), labels), labels)  # margins and softmax in fp32
         opt.zero_grad(set_to_none=True)
@@ -308,7 +286,7 @@ def train_verifier(
     wall = time.perf_counter() - started
 
     # 4. The finished model and its record.
-    save_atomic({
+    save_torch_atomic({
         "model": model.state_dict(), "arch": model.arch_args, "num_classes": ds.num_classes,
         "label_identities": label_identities, "image_size": image_size, "config": json.loads(cfg.model_dump_json()),
         "sources": srcs, "seed": seed,
@@ -357,9 +335,9 @@ def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256) -> np.nd
         for i in range(0, len(images), batch_size):
             x = images[i : i + batch_size]
             if x.dtype == torch.uint8:
-                x = x.float().div(127.5).sub(1.0)
+                x = batch_to_model_range(x)
             x = x.to(dev, torch.float32).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            with amp(autocast, dev.type):
                 e = model(x) + model(x.flip(-1).contiguous(memory_format=torch.channels_last))
             out.append(F.normalize(e.float(), dim=1).cpu())
     if not out:

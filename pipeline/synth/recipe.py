@@ -120,3 +120,20 @@ class RenderRecords:
         labels = self.labels(image_id).astype(np.int8).copy()
         labels[CELEBA_ATTRIBUTES.index(column_of(attribute))] = int(value)
         return self.render(image_id, labels)
+
+    def ingested(self, image_id: str, attribute: str, value: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels, packed region bits) of the counterfactual exactly as `faceaug data prepare` ingests an image:
+        JPEG decoded, preprocessed to `size` (the aligned crop of a square image is the whole image). With
+        `value` the image's own label this is the ingested original, bit for bit."""
+        from pipeline.images import decode_rgb, preprocess, preprocess_regions
+        from pipeline.synth.regions import encode_regions
+
+        data, regions = self.counterfactual(image_id, attribute, value)
+        pixels = preprocess(decode_rgb(data, f"counterfactual of {image_id}"), size, 1.0)
+        return pixels, preprocess_regions(encode_regions(regions), size, 1.0)
+
+    def digest(self) -> str:
+        """A short fingerprint of what the records render (the counterfactual editor's checkpoint id)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]

@@ -20,7 +20,7 @@ import numpy as np
 from recognition.metrics import accuracy_at_threshold, best_threshold
 
 
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
+def l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     if np.any(norms == 0):
@@ -71,7 +71,7 @@ def celeba_scores(
         raise ValueError("one identity per embedding is required (queries and targets)")
     if query_emb.ndim != 2 or target_emb.ndim != 2 or query_emb.shape[1] != target_emb.shape[1]:
         raise ValueError(f"embeddings must be 2-D with equal width: {query_emb.shape} vs {target_emb.shape}")
-    scores = (_l2_normalise(query_emb) @ _l2_normalise(target_emb).T).ravel()
+    scores = (l2_normalise(query_emb) @ l2_normalise(target_emb).T).ravel()
     labels = (query_ids[:, None] == target_ids[None, :]).ravel()
     query_identity = np.repeat(query_ids, target_ids.size)
     return scores, labels, query_identity
@@ -89,11 +89,11 @@ def lfw_scores(
     bootstrap group is simply i. Raises KeyError naming missing images."""
     if isinstance(emb_by_image, tuple):
         index, matrix = emb_by_image
-        matrix = _l2_normalise(np.asarray(matrix))
+        matrix = l2_normalise(np.asarray(matrix))
     else:
         keys = list(emb_by_image)
         index = {k: i for i, k in enumerate(keys)}
-        matrix = _l2_normalise(np.stack([np.asarray(emb_by_image[k]) for k in keys])) if keys else None
+        matrix = l2_normalise(np.stack([np.asarray(emb_by_image[k]) for k in keys])) if keys else None
     missing = sorted({p for pair in pairs for p in (pair.left, pair.right) if p not in index})
     if missing:
         raise KeyError(f"{len(missing)} LFW images have no embedding, e.g. {missing[:5]}")

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from editing._gan import CHECKPOINT, WEIGHTS
+from editing.gan import CHECKPOINT, WEIGHTS
 from editing.attentiongan import AttentionGanEditor, AttentionGanTrainer, AttentionGenerator, foreground
 from editing.cyclegan import CycleGanEditor, CycleGanTrainer, HistoryBuffer
 from pipeline.config import load_config

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from editing._gan import CHECKPOINT, WEIGHTS
+from editing.gan import CHECKPOINT, WEIGHTS
 from editing.registry import get_plugin
 from editing.resgan import ResganEditor, ResganTrainer, ResidualPair, resgan_iteration
-from editing.sagan_nets import Discriminator, init_weights
+from editing.networks import Discriminator, init_weights
 from editing.stargan import StarganEditor, StarganTrainer, UnmaskedGenerator
 from pipeline.config import ConfigError, load_config
 from _stores import make_originals_store

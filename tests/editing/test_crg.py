@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from editing._gan import CHECKPOINT, WEIGHTS
+from editing.gan import CHECKPOINT, WEIGHTS
 from editing.crg import CrgEditor, CrgTrainer, attribute_direction, gan_iterations, parse_params, reference_pairs, strength
 from editing.crg_nets import Encoder, LatentGenerator, doublings
 from pipeline.config import ConfigError, load_config

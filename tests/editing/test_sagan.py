@@ -3,8 +3,9 @@
 import torch
 from torch import nn
 
-from editing.sagan import gradient_penalty, total_variation
-from editing.sagan_nets import Discriminator, Generator, ResidualBlock, init_weights
+from editing.losses import gradient_penalty, total_variation
+from editing.networks import Discriminator, ResidualBlock, init_weights
+from editing.sagan import Generator
 
 
 def _trace(module: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple, tuple]]:

@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from editing._gan import CHECKPOINT, WEIGHTS
+from editing.gan import CHECKPOINT, WEIGHTS
 from editing.sagan_multi import MultiDiscriminator, MultiGenerator, SaganMultiEditor, SaganMultiTrainer, multi_iteration, parse_params
-from editing.sagan_nets import init_weights
-from editing.training import ALL, editor_dir, train_editor
+from editing.networks import init_weights
+from editing.train import train_editor
+from pipeline.layout import ALL, RunLayout
 from pipeline.config import load_config
 from _stores import make_originals_store
 
@@ -58,7 +59,7 @@ def test_stage_trains_once_and_pointer_directories_load(tmp_path):
                                "editor": {"name": "sagan_multi", "attributes": ["eyeglasses", "smiling"], "iterations": 2}})
     make_originals_store(tmp_path / "run" / "shards" / "originals")
     shared = train_editor(cfg, ALL, device="cpu", progress=QUIET)
-    assert shared == editor_dir(cfg, ALL)
+    assert shared == RunLayout(cfg).editor_dir(ALL)
     meta = json.loads((shared / "editor.json").read_text())
     assert meta["editor"] == "sagan_multi" and meta["attribute"] == ALL and meta["iterations"] == 2
     assert meta["attributes"] == ["eyeglasses", "smiling"] and meta["arch"]["attributes"] == ["eyeglasses", "smiling"]
@@ -70,7 +71,7 @@ def test_stage_trains_once_and_pointer_directories_load(tmp_path):
     assert whole.attributes == ("eyeglasses",)  # the shared directory binds the first attribute
     edits = {}
     for attribute in cfg.editor.attributes:
-        pointer = editor_dir(cfg, attribute)
+        pointer = RunLayout(cfg).editor_dir(attribute)
         assert not (pointer / WEIGHTS).exists()
         editor = SaganMultiEditor.load(pointer)
         assert editor.attributes == (attribute,) and editor.checkpoint_id == meta["checkpoint_id"]

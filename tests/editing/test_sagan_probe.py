@@ -3,10 +3,12 @@
 import pytest
 import torch
 
-from editing._training import load_originals, to_float
+from editing.originals import load_originals
+from pipeline.images import batch_to_model_range as to_float
 from editing.evaluate import region_masks
 from editing.judge import train_judge
-from editing.sagan import CHECKPOINT, SaganTrainer
+from editing.gan import CHECKPOINT
+from editing.sagan import SaganTrainer
 from editing.sagan_probe import VARIANTS, load_sagan_checkpoint, probe_sagan, probe_table
 from pipeline.config import load_config
 from _stores import make_originals_store

@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from editing.sagan import CHECKPOINT, WEIGHTS, SaganEditor, SaganTrainer
+from editing.gan import CHECKPOINT, WEIGHTS
+from editing.sagan import SaganEditor, SaganTrainer
 from pipeline.config import load_config
 from _stores import make_originals_store
 
@@ -55,7 +56,7 @@ def test_trained_editor_loads_and_edits(tmp_path):
 
 def test_cls_on_edits_is_keyed_only_when_used(tmp_path):
     """An option added after runs were keyed: at its default the key is what it was, so old checkpoints resume."""
-    from editing._gan import training_key
+    from editing.gan import training_key
 
     assert "cls_on_edits" not in training_key(load_config("tiny").editor, 32, "sagan")["sagan"]
     assert training_key(load_config("tiny", ["editor.sagan.cls_on_edits=1"]).editor, 32, "sagan")["sagan"]["cls_on_edits"] == 1.0
@@ -64,8 +65,8 @@ def test_cls_on_edits_is_keyed_only_when_used(tmp_path):
 def test_cls_on_edits_teaches_the_attribute_head_that_edits_keep_their_source_label():
     import torch.nn.functional as F
 
-    from editing.sagan import critic_update
-    from editing.sagan_nets import Discriminator, init_weights
+    from editing.losses import critic_update
+    from editing.networks import Discriminator, init_weights
 
     def train(option: float) -> float:
         torch.manual_seed(0)

@@ -4,7 +4,8 @@ in-memory filesystem here): every stage reads and writes them through their URLs
 
 from pipeline.config import load_config
 from pipeline.shards import ShardStore
-from recognition.stages import run_all
+from flows.run import run_all
+from pipeline.layout import RunLayout
 
 
 def test_whole_run_with_shards_on_an_fsspec_url(tmp_path, monkeypatch):
@@ -34,9 +35,9 @@ def test_an_arm_can_augment_with_another_editor(tmp_path, monkeypatch):
     cfg = load_config("tiny", {"output_dir": str(tmp_path / "run"), "workers": 1, "verifier": {"threads": 1, "arms": arms}})
     assert cfg.editor_plan() == {"sagan": ["eyeglasses"], "stargan": ["eyeglasses"]}
     run_all(cfg, progress=lambda m: None)
-    other = ShardStore(cfg.shards("aug-eyeglasses@stargan")).read_table(columns=["edit_kind", "editor"]).to_pylist()
+    other = ShardStore(RunLayout(cfg).shards("aug-eyeglasses@stargan")).read_table(columns=["edit_kind", "editor"]).to_pylist()
     assert {r["editor"] for r in other if r["edit_kind"] != "original"} == {"stargan"}
-    own = ShardStore(cfg.shards("aug-eyeglasses")).read_table(columns=["edit_kind", "editor"]).to_pylist()
+    own = ShardStore(RunLayout(cfg).shards("aug-eyeglasses")).read_table(columns=["edit_kind", "editor"]).to_pylist()
     assert {r["editor"] for r in own if r["edit_kind"] != "original"} == {"sagan"}
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert set(report["results"]["arms"]) == set(arms)

@@ -44,7 +44,6 @@ def test_overrides_are_typed_and_nested():
         ("data.imagesize=3", "data.imagesize"),
         ("data.image_size=3", "data.image_size"),
         ("editor.attributes=[glasses]", "editor.attributes"),
-        ("verifier.head=softmax", "verifier.head"),
         ("verifier.arms=[aug-hat]", "verifier.arms"),
         ("bogus=1", "bogus"),
     ],

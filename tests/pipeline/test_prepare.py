@@ -6,10 +6,11 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.config import load_config
 from pipeline.images import BadImageError
-from pipeline.ingest import prepare_data, synthetic_dir
+from pipeline.ingest import prepare_data
+from pipeline.layout import RunLayout
 from pipeline.shards import ShardStore
 
 QUIET = lambda *_: None  # noqa: E731
@@ -52,7 +53,7 @@ def test_interrupted_prepare_resumes_without_duplicates_or_losses(tiny_config):
 def _real_copy(cfg, tmp_path):
     """The rendered synthetic trees, copied and used as a 'real' CelebA/LFW source."""
     prepare_data(cfg, progress=QUIET)
-    src = synthetic_dir(cfg)
+    src = RunLayout(cfg).synthetic
     shutil.copytree(src / "celeba", tmp_path / "celeba")
     shutil.copytree(src / "lfw", tmp_path / "lfw")
     return tmp_path / "celeba", tmp_path / "lfw"

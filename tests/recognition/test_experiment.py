@@ -5,7 +5,7 @@ import json
 import pytest
 
 from editing.augment import augment_stage
-from editing.training import train_editor
+from editing.train import train_editor
 from pipeline.config import load_config
 from pipeline.ingest import prepare_data
 from recognition.experiment import arm_sources, check_identities, evaluate_run, run_experiment
@@ -81,11 +81,15 @@ def test_report_numbers_match_report_json(tiny_run):
     assert data["results"] == results
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # opens offline
     assert html.count("data:image/png;base64,") >= 2  # both ROC figures embedded
+    import html as htmllib
+
     for row in report["table"]:
         assert row["value"] in html  # every number in the table is the JSON's
         if row["difference"]:
-            assert row["difference"] in html
-    assert "no measurable difference" in html or "gain" in html or "loss" in html
+            # the difference with its verdict, in a cell styled by that verdict
+            cls = {"gain": "gain", "loss": "loss"}.get(row["verdict"], "")
+            assert f"<td class='{cls}'>{htmllib.escape(row['difference'])}</td>" in html
+            assert row["difference"].endswith(row["verdict"])
     assert "Multiple comparisons:" in html
 
 
@@ -108,9 +112,11 @@ def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
     from PIL import Image
 
     from editing.compare import compare_editors
+    from recognition.identity import baseline_embedding
 
     cfg, _ = tiny_run
-    out = compare_editors(cfg, ["identity", "sagan", "stargan"], ["eyeglasses"], progress=QUIET)["eyeglasses"]
+    out = compare_editors(cfg, ["identity", "sagan", "stargan"], ["eyeglasses"], embed=baseline_embedding(cfg),
+                          progress=QUIET)["eyeglasses"]
     rows = {r["editor"]: r for r in out["results"]}
     assert list(rows) == ["identity", "sagan", "stargan"]
     # the control changes nothing, so the judge's verdict is its verdict before the edit
@@ -141,15 +147,15 @@ def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
 def test_editors_probe_cli_writes_its_files_beside_the_editor(tiny_run):
     from click.testing import CliRunner
 
-    from editing.training import editor_dir
-    from pipeline.cli import main
+    from flows.cli import main
+    from pipeline.layout import RunLayout
 
     cfg, _ = tiny_run
     result = CliRunner().invoke(main, ["editors", "probe", "--profile", "tiny", "--set", f"output_dir={cfg.output_dir}",
                                        "--attribute", "eyeglasses"])
     assert result.exit_code == 0, result.output
     assert "| true region |" in result.output and "discriminator balanced accuracy" in result.output
-    directory = editor_dir(cfg, "eyeglasses")
+    directory = RunLayout(cfg).editor_dir("eyeglasses")
     probe = json.loads((directory / "probe.json").read_text())
     assert probe["attribute"] == "eyeglasses" and set(probe["variants"]) >= {"own mask", "true region", "no edit"}
     assert (directory / "probe.png").exists() and (directory / "probe.md").read_text().startswith("| blend |")

@@ -76,7 +76,9 @@ def test_arcface_known_answers_and_threshold():
 def test_make_head():
     assert isinstance(make_head("cosface", 8, 3, scale=30, margin=0.35), CosFaceHead)
     assert isinstance(make_head("arcface", 8, 3, scale=64, margin=0.5), ArcFaceHead)
-    with pytest.raises(ValueError, match="cosface"):
+    from pipeline.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown verifier head 'softmax'. Available: arcface, cosface"):
         make_head("softmax", 8, 3, scale=1, margin=0)
 
 

@@ -1,0 +1,85 @@
+"""The whole experiment as plain Python, without Prefect: every stage of `flows.stages.STAGES` in order,
+with timings (`faceaug run`). The Prefect flow (flows/augment_and_verify.py) runs the same stages.
+
+Independent jobs of an `isolated` stage (editor and verifier trainings) run in `workers` spawned
+processes with one torch thread each; the other stages' jobs run in this process, one after another.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from flows.stages import STAGES, Job, Progress, Stage, check_config, stage as stage_named
+from pipeline.atomic import write_json_atomic
+from pipeline.config import RunConfig
+from pipeline.layout import RunLayout
+
+
+def in_worker(stage_name: str, cfg_json: str, job: Job):
+    """Run one job of a stage in this (fresh) process with one torch thread, printing its progress."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = RunConfig.model_validate_json(cfg_json)
+    return stage_named(stage_name).run(cfg, job, lambda m: print(m, flush=True))
+
+
+def isolated(stage: Stage, job: Job, cfg: RunConfig):
+    """Run one job in a fresh spawned process with one torch thread.
+
+    Inside a daemonic worker process (a Dask worker: already a process of its own, and not
+    allowed children) the job runs in that process instead."""
+    if mp.current_process().daemon:
+        return in_worker(stage.name, cfg.model_dump_json(), job)
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(in_worker, stage.name, cfg.model_dump_json(), job).result()
+
+
+def parallel(stage: Stage, jobs: list[Job], cfg: RunConfig, workers: int) -> list:
+    """Run a stage's jobs in `workers` spawned processes (one torch thread each); errors name the job."""
+    cfg_json = cfg.model_dump_json()
+    if workers <= 1 or len(jobs) <= 1:
+        return [in_worker(stage.name, cfg_json, job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [(job, pool.submit(in_worker, stage.name, cfg_json, job)) for job in jobs]
+        out = []
+        for job, fut in futures:
+            try:
+                out.append(fut.result())
+            except Exception as exc:
+                raise RuntimeError(f"stage {stage.name!r} failed for {stage.label(job)}: {type(exc).__name__}: {exc}") from exc
+        return out
+
+
+def run_stage(stage: Stage, cfg: RunConfig, progress: Progress = print, workers: int | None = None):
+    """Plan a stage's jobs, run them, finish it; returns `finish`'s result, or the jobs' results."""
+    jobs = stage.jobs(cfg)
+    if stage.isolated:
+        results = parallel(stage, jobs, cfg, workers or cfg.workers or os.cpu_count() or 1)
+    else:
+        results = [stage.run(cfg, job, progress) for job in jobs]
+    return stage.finish(cfg, results, progress) if stage.finish else results
+
+
+def run_all(cfg: RunConfig, *, progress: Progress = print) -> dict:
+    """Every stage in order; finished work is reused, so running it again continues after an interruption."""
+    check_config(cfg)
+    layout = RunLayout(cfg)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    cfg.save(layout.root)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    results = {}
+    for stage in STAGES:
+        t = time.perf_counter()
+        progress(f"== {stage.name}")
+        results[stage.name] = run_stage(stage, cfg, progress)
+        timings[stage.name] = round(time.perf_counter() - t, 1)
+        progress(f"== {stage.name}: {timings[stage.name]:.0f} s")
+        write_json_atomic({"stages_seconds": timings}, layout.timings)
+    timings["total"] = round(time.perf_counter() - started, 1)
+    write_json_atomic({"stages_seconds": timings}, layout.timings)
+    return {"results": results["evaluate"][0], "timings": timings, "report": results["report"][0]}
