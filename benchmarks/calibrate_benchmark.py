@@ -30,69 +30,45 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.attributes import EDITED_ATTRIBUTES, index_of  # noqa: E402
+from pipeline.attributes import EDITED_ATTRIBUTES  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.layout import RunLayout  # noqa: E402
-
-
-def _pairscores(emb: np.ndarray, pairs, PairScores):
-    scores = np.einsum("ij,ij->i", emb[pairs.left], emb[pairs.right])
-    return PairScores(scores, pairs.labels, pairs.groups)
 
 
 def measure(cfg, seeds: list[int], replicates: int) -> dict:
-    import pyarrow.compute as pc
-
-    from pipeline.ingest import prepare_data, resolve_sources
-    from pipeline.lfw import LFW
-    from pipeline.shards import ShardStore
-    from recognition.bootstrap import AUC, EER, PairScores, replicate_values
-    from recognition.cross_attribute import cross_attribute_pairs, identity_majority
-    from recognition.experiment import embed_tests, scores_for, train_arm
+    from pipeline.ingest import prepare_data
+    from recognition.bootstrap import AUC, EER, replicate_values
+    from recognition.evaluation import arm_runs
+    from recognition.experiment import train_arm
     from recognition.intervals import estimate
-    from recognition.protocols import lfw_tenfold
 
     t0 = time.perf_counter()
+    cfg = cfg.model_copy(update={"verifier": cfg.verifier.model_copy(update={"seeds": tuple(seeds)}),
+                                 "evaluation": cfg.evaluation.model_copy(update={"protocols": ("celeba", "lfw", "celeba-cross")})})
     prepare_data(cfg, progress=lambda m: None)
     for s in seeds:
         train_arm(cfg, "baseline", s, progress=lambda m: print(m, flush=True) if "step" in m and "/1000 " in m else None)
     train_seconds = time.perf_counter() - t0
-    table = ShardStore(RunLayout(cfg).originals).read_table(columns=["sample_id", "attributes"], filter_split="test")
-    attrs_of = dict(zip(table["sample_id"].to_pylist(), table["attributes"].to_pylist()))
-    lfw = LFW.open(resolve_sources(cfg, progress=lambda m: None).lfw_dir)
-
-    standard, lfw_acc, embs = [], [], []
-    for s in seeds:
-        emb = embed_tests(cfg, "baseline", s)
-        sc = scores_for(cfg, emb, lfw.pairs)
-        c_scores, c_labels, c_groups = sc["celeba"]
-        standard.append(PairScores(c_scores, c_labels, c_groups))
-        lfw_acc.append(lfw_tenfold(*sc["lfw"][:2], sc["lfw_folds"])["accuracy_mean"])
-        embs.append(emb)
-    ids = embs[0]["celeba_ids"].tolist()
-    identities = embs[0]["celeba_identity"]
-    attributes = np.asarray([attrs_of[i] for i in ids], dtype=np.int8)
-    sex = identity_majority(identities, attributes[:, index_of("Male")])
+    runs = arm_runs(cfg, "baseline")
+    standard = runs["celeba"]
     out = {"config": {"synthetic": cfg.data.synthetic.model_dump(), "image_size": cfg.data.image_size,
                       "split": cfg.data.split, "verifier_steps": cfg.verifier.steps, "batch": cfg.verifier.batch_size},
-           "seeds": seeds, "train_seconds": round(train_seconds), "test_images": len(ids),
-           "test_identities": int(np.unique(identities).size),
+           "seeds": seeds, "train_seconds": round(train_seconds),
+           "test_identities": int(np.unique(standard[0].groups).size),
            "standard": {m: estimate(standard, m, n=replicates).as_dict() for m in ("auc", "eer")},
-           "lfw_10fold_accuracy": float(np.mean(lfw_acc)), "cross": {}}
+           "lfw_auc": estimate(runs["lfw"], "auc", n=replicates).as_dict(), "cross": {}}
     for attribute in EDITED_ATTRIBUTES:
-        values = attributes[:, index_of(attribute)]
-        pairs = cross_attribute_pairs(identities, values, sex, max_impostors=100_000, seed=0)
-        runs = {split: [_pairscores(e["celeba_emb"], p, PairScores) for e in embs] for split, p in pairs.items()}
-        clusters = np.unique(identities)
-        result = {split: {"genuine": p.genuine, "impostors": p.impostors} for split, p in pairs.items()}
+        pair = {split: runs.get(f"celeba-cross/{attribute}/{split}") for split in ("differ", "agree")}
+        result = {split: {"genuine": int(r[0].labels.sum()) if r else 0, "impostors": int((~r[0].labels).sum()) if r else 0}
+                  for split, r in pair.items()}
         out["cross"][attribute] = result
-        if any(p.genuine < 2 or p.impostors < 2 for p in pairs.values()):
+        if not all(pair.values()):
             result["note"] = "too few pairs to read"
             continue
+        clusters = np.unique(np.concatenate([np.unique(r.groups) for split in pair.values() for r in split]))
         for name, metric, sign in (("auc", AUC, 1.0), ("accuracy_at_eer", EER, -1.0)):
             full, reps = {}, {}
             for split in ("differ", "agree"):
-                f, r = replicate_values(runs[split], metric.read, replicates, 0, clusters)
+                f, r = replicate_values(pair[split], metric.read, replicates, 0, clusters)
                 full[split], reps[split] = sign * f + (1.0 if sign < 0 else 0.0), sign * r + (1.0 if sign < 0 else 0.0)
                 result[split][name] = float(full[split].mean())
             gap_reps = reps["agree"].mean(axis=1) - reps["differ"].mean(axis=1)
@@ -106,8 +82,8 @@ def measure(cfg, seeds: list[int], replicates: int) -> dict:
 def table(result: dict) -> str:
     st = result["standard"]
     lines = [f"standard CelebA-format protocol: AUC {st['auc']['mean']:.4f} [{st['auc']['ci_low']:.4f}, {st['auc']['ci_high']:.4f}], "
-             f"EER {st['eer']['mean']:.4f}; LFW 10-fold accuracy {result['lfw_10fold_accuracy']:.4f}; "
-             f"{result['test_identities']} test identities, {result['test_images']} images, seeds {result['seeds']}",
+             f"EER {st['eer']['mean']:.4f}; LFW AUC {result['lfw_auc']['mean']:.4f}; "
+             f"{result['test_identities']} test identities, seeds {result['seeds']}",
              "| attribute | differ: genuine / impostors | differ AUC / acc | agree AUC / acc | gap AUC [95% CI] | gap accuracy [95% CI] |",
              "|---|---|---|---|---|---|"]
     for a, r in result["cross"].items():

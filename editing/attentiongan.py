@@ -156,6 +156,7 @@ class AttentionGanTrainer(GanTrainer):
 
     editor_name = "attentiongan"
     editor_version = AttentionGanEditor.version
+    editor_class = AttentionGanEditor
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

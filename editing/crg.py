@@ -253,6 +253,7 @@ class CrgTrainer(GanTrainer):
 
     editor_name = "crg"
     editor_version = CrgEditor.version
+    editor_class = CrgEditor
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -181,6 +181,7 @@ class CycleGanTrainer(GanTrainer):
 
     editor_name = "cyclegan"
     editor_version = CycleGanEditor.version
+    editor_class = CycleGanEditor
     requires_balance = True  # every batch holds both domains
 
     def __init__(self, **kwargs):

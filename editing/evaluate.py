@@ -206,7 +206,8 @@ def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
 
     layout = RunLayout(cfg)
     path = layout.judge
-    key = {"steps": cfg.evaluation.judge_steps, "batch_size": cfg.evaluation.judge_batch_size, "image_size": cfg.data.image_size, "seed": cfg.seed}
+    ev = cfg.evaluation
+    key = {"steps": ev.judge_steps, "batch_size": ev.judge_batch_size, "image_size": cfg.data.image_size, "seed": ev.judge_seed}
     if path.exists() and torch.load(path, map_location="cpu", weights_only=True).get("key") == key:
         return AttributeJudge.load(path)
     path.unlink(missing_ok=True)
@@ -215,7 +216,7 @@ def get_judge(cfg, progress: Callable[[str], None] = print) -> AttributeJudge:
     progress(f"training the attribute judge on {len(train.images)} real train images")
     return train_judge((train.images, train.attributes), (test.images, test.attributes), path,
                        steps=cfg.evaluation.judge_steps, batch_size=cfg.evaluation.judge_batch_size,
-                       seed=cfg.seed, progress=progress, key=key)
+                       seed=ev.judge_seed, progress=progress, key=key)
 
 
 def evaluate_stage(cfg, attribute: str, *, editor_name: str | None = None, editor_directory: str | Path | None = None,

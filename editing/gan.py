@@ -9,15 +9,17 @@ A GAN editor family subclasses `GanTrainer` and supplies only what is its own:
 
 The loop owns everything else, identically for every family: decoding the train-split
 originals into memory, seeded (optionally attribute-balanced) batches, exact resume from
-`checkpoint.pt` (modules, optimisers, RNG, step, loss history), refusing to resume or reuse
-work done under a different training key, progress lines with rate and ETA, sample grids,
-`losses.jsonl`, and the final `editor.pt` + `editor.json` (with the checkpoint id that
+`checkpoint.pt` (modules, optimisers, RNG, step, loss history, selection state), refusing to
+resume or reuse work done under a different training key, progress lines with rate and ETA,
+sample grids, `losses.jsonl`, choosing the checkpoint on validation faces (`editor.select_every`,
+`editing.selection`), and the final `editor.pt` + `editor.json` (with the checkpoint id that
 augmentation records in every shard row).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -29,16 +31,18 @@ from editing.grids import sample_grid
 from editing.originals import Originals, load_originals
 from pipeline.atomic import save_torch_atomic, write_json_atomic
 from pipeline.images import batch_to_model_range
-from pipeline.layout import ALL, EDITOR_JSON
+from pipeline.layout import ALL, EDITOR_JSON, SELECTION_JSON
 from pipeline.precision import autocast_dtype, inference_dtype
 from pipeline.training_keys import check_key, config_key, keyed_when_set
 
 CHECKPOINT = "checkpoint.pt"  # full training state, for resume
 WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
 
-# SaganParams fields added after runs had been keyed without them: at their default they are left out
-# of the training key, so existing checkpoints stay valid; set to anything else they are keyed.
-KEYED_WHEN_SET = {"cls_on_edits": 0.0}
+# Fields added after runs had been keyed without them: at their default they are left out of the training
+# key, so existing checkpoints stay valid; set to anything else they are keyed.
+KEYED_WHEN_SET = {"cls_on_edits": 0.0, "cls_on_edits_warmup": 0}  # SaganParams
+KEYED_WHEN_SET_EDITOR = {"select_every": 0, "patience": 0, "valid_images": 400}  # EditorConfig
+SELECTION_DIR = "selection"  # the candidate and the best checkpoint's weights while training with selection
 
 Draw = Callable[[], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -51,6 +55,7 @@ def training_key(cfg, image_size: int, editor: str, multi_attribute: bool = Fals
     if editor != "sagan":  # SaGAN keys predate the field; keeping them lets old runs resume
         key["editor"] = editor
     keyed_when_set(key.get("sagan", {}), KEYED_WHEN_SET)
+    keyed_when_set(key, KEYED_WHEN_SET_EDITOR)
     return key
 
 
@@ -99,11 +104,13 @@ class GanEditor(Editor):
 
 
 class GanTrainer(Trainer):
-    """Shared loop; subclasses set `editor_name`/`editor_version` and implement the four hooks."""
+    """Shared loop; subclasses set `editor_name`/`editor_version`/`editor_class` and implement the four hooks."""
 
     editor_name: ClassVar[str]
     editor_version: ClassVar[str] = "1"
+    editor_class: ClassVar[type[GanEditor] | None] = None  # what `Editor.load` builds: validation scores it
     requires_balance: ClassVar[bool] = False  # True: every batch is half with, half without the attribute
+    supports_selection: ClassVar[bool] = True
 
     # ---- hooks -------------------------------------------------------------------------------
     def build(self) -> tuple[dict[str, Any], dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
@@ -160,7 +167,9 @@ class GanTrainer(Trainer):
         return torch.optim.Adam([p for net in networks for p in net.parameters()], lr=self.config.lr, betas=tuple(self.config.betas))
 
     # ---- the loop ----------------------------------------------------------------------------
-    def fit(self, train_shards: list[str], *, progress: Callable[[str], None] = print, seed: int = 0) -> Path:
+    def fit(self, train_shards: list[str], *, progress: Callable[[str], None] = print, seed: int = 0, validator=None) -> Path:
+        """Train (resuming from the latest checkpoint); with `validator` and editor.select_every, keep the checkpoint
+        that scores best on the validation faces (`editing.selection`)."""
         cfg = self.config
         out = self.out_dir
         tag = f"{self.editor_name}/{self.attribute}"
@@ -182,6 +191,10 @@ class GanTrainer(Trainer):
         self.prepare(originals, labels)
         rng = torch.Generator().manual_seed(seed)
         step, history, self.elapsed = 0, [], 0.0
+        selecting = bool(cfg.select_every) and validator is not None and self.editor_class is not None
+        if cfg.select_every and not selecting:
+            progress(f"{tag}: no validation scorer for this editor: keeping the last checkpoint")
+        selection = {"criterion": None, "curve": [], "best_step": None, "best": None, "since_best": 0, "stopped_early_at": None}
         ckpt_path = out / CHECKPOINT
         if ckpt_path.exists():
             state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -190,6 +203,7 @@ class GanTrainer(Trainer):
             rng.set_state(state["rng"])
             step, history = state["step"], list(state["history"])
             self.elapsed = float(state.get("elapsed", 0.0))
+            selection = state.get("selection") or selection
             progress(f"{tag}: resuming at iteration {step}")
 
         key_labels = self.balance_on(labels)
@@ -218,6 +232,7 @@ class GanTrainer(Trainer):
         started, start_step = time.perf_counter(), step
         autocast = autocast_dtype(cfg.precision, self.device)
         while step < cfg.iterations:
+            self.step = step  # the iteration about to run (0-based), for loss schedules
             history.append({"step": step + 1, **self.iteration(draw, rng, autocast)})
             step += 1
             if step % max(1, min(50, cfg.iterations // 20)) == 0 or step == cfg.iterations:
@@ -226,25 +241,80 @@ class GanTrainer(Trainer):
                 progress(f"{tag}: it {step}/{cfg.iterations} ({rate:.2f} it/s, eta {eta / 60:.1f} min) {self.log_line(history[-1])}")
             if step % cfg.sample_every == 0 or step == cfg.iterations:
                 self._write_samples(fixed, labels[fixed_idx], step)
-            if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
+            stop = False
+            if selecting and (step % cfg.select_every == 0 or step == cfg.iterations):
+                stop = self._select(validator, selection, originals, labels, step, progress)
+            if step % cfg.checkpoint_every == 0 or step == cfg.iterations or stop:
                 save_torch_atomic({
                     "step": step, **{name: m.state_dict() for name, m in {**self.modules, **self.optimizers}.items()},
                     "rng": rng.get_state(), "history": history, "config": json.loads(cfg.model_dump_json()),
                     "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size, "key": key,
-                    "elapsed": self.elapsed + time.perf_counter() - started,
+                    "elapsed": self.elapsed + time.perf_counter() - started, "selection": selection,
                 }, ckpt_path)
                 (out / "losses.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            if stop:
+                break
 
-        extra = self.finish(originals, labels)
-        save_torch_atomic({**self.weights(), **extra, "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size},
-                    out / WEIGHTS)
-        write_json_atomic({
+        best = out / SELECTION_DIR / "best" / WEIGHTS
+        if selecting and selection["best_step"] is not None and best.exists():
+            shutil.copyfile(best, out / WEIGHTS)  # the chosen checkpoint, not the last one
+        else:
+            self._write_weights(out / WEIGHTS, originals, labels)
+        record = {
             "editor": self.editor_name, "version": self.editor_version, "attribute": self.attribute,
             "attributes": [self.attribute], "image_size": self.image_size, "iterations": cfg.iterations,
             "arch": self.arch, "config": json.loads(cfg.model_dump_json()), "checkpoint_id": file_digest(out / WEIGHTS),
             "key": key, "train_seconds": round(self.elapsed + time.perf_counter() - started, 1),  # summed over resumes
-        }, out / EDITOR_JSON)
+            "selection": {k: selection[k] for k in ("criterion", "best_step", "best", "stopped_early_at")} if selecting
+            else {"criterion": "the last checkpoint (editor.select_every = 0)", "best_step": step},
+        }
+        if selecting:
+            write_json_atomic({**record["selection"], "curve": selection["curve"]}, out / SELECTION_JSON)
+        write_json_atomic(record, out / EDITOR_JSON)
         return out
+
+    def _write_weights(self, path: Path, originals: Originals, labels: torch.Tensor) -> None:
+        extra = self.finish(originals, labels)
+        save_torch_atomic({**self.weights(), **extra, "arch": self.arch, "attribute": self.attribute, "image_size": self.image_size},
+                          path)
+
+    def _select(self, validator, selection: dict, originals: Originals, labels: torch.Tensor, step: int,
+                progress: Callable[[str], None]) -> bool:
+        """Score the current weights on the validation faces, keep them if they are the best so far; True to stop early."""
+        from editing.selection import CRITERION, rank
+
+        candidate = self.out_dir / SELECTION_DIR / "candidate"
+        candidate.mkdir(parents=True, exist_ok=True)
+        for m in self.modules.values():
+            m.eval()
+        self._write_weights(candidate / WEIGHTS, originals, labels)
+        for m in self.modules.values():
+            m.train()
+        write_json_atomic({"editor": self.editor_name, "attribute": self.attribute, "attributes": [self.attribute]},
+                          candidate / EDITOR_JSON)
+        editor = self.editor_class.load(candidate, device=self.device)
+        attributes = list(getattr(editor, "model_attributes", None) or [self.attribute])
+        scores = validator.score_all(editor, attributes)
+        selection["criterion"] = CRITERION
+        selection["curve"].append({"step": step, **scores})
+        improved = selection["best"] is None or rank(scores) > rank(selection["best"])
+        if improved:
+            best = self.out_dir / SELECTION_DIR / "best"
+            best.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(candidate / WEIGHTS, best / WEIGHTS)
+            selection.update(best=scores, best_step=step, since_best=0)
+        else:
+            selection["since_best"] += 1
+        ratio = scores["counterfactual_ratio"]
+        progress(f"{self.editor_name}/{self.attribute}: validation at it {step}: weaker direction {scores['weaker_direction']:.3f}, "
+                 f"outside change {scores['outside_change'] if scores['outside_change'] is None else round(scores['outside_change'], 4)}"
+                 f"{'' if ratio is None else f', error to the true edit {ratio:.2f} of no edit'}"
+                 f"{' (best so far)' if improved else ''}")
+        if self.config.patience and selection["since_best"] >= self.config.patience:
+            selection["stopped_early_at"] = step
+            progress(f"{self.editor_name}/{self.attribute}: no better validation score for {self.config.patience} scorings: stopping at it {step}")
+            return True
+        return False
 
     def _load_state(self, state: dict) -> None:
         for name, m in {**self.modules, **self.optimizers}.items():

@@ -150,6 +150,7 @@ class ResganTrainer(GanTrainer):
 
     editor_name = "resgan"
     editor_version = ResganEditor.version
+    editor_class = ResganEditor
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

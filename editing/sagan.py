@@ -18,7 +18,11 @@ Deviations from the paper, all optional and off in the `paper` profile:
   * `cls_on_edits`: D's attribute head also learns, on the edited images, their source's label
     (eq. 2 applied to Î with c^g). The paper trains that head on real images only, and then the
     generator can satisfy eq. 9 with a faint change that only this discriminator reads as the
-    attribute (measured: `faceaug editors probe`, docs/editors.md).
+    attribute (measured: `faceaug editors probe`, docs/editors.md). `cls_on_edits_warmup` delays it
+    and ramps it in, so the mask forms on the attribute before the stricter head applies.
+  * `identity_trains_mask: false`: the identity loss (λ2) trains the AMN only, not the mask.
+  * Checkpoint selection on validation faces (`editor.select_every`, `editing.selection`); the paper
+    keeps the last iterate.
   * `balance_attribute`: draw half of each batch from images with the attribute
     (CelebA has glasses on 6.5% of images, so uniform batches rarely practise removal).
   * The attribute head outputs a logit and the sigmoid sits in the loss.
@@ -88,6 +92,16 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw, s, n_cri
             "mask_mean": mask.float().mean().item()}
 
 
+def scheduled(s, step: int):
+    """The loss weights at iteration `step` (from 0): `cls_on_edits` waits `cls_on_edits_warmup` iterations, then
+    ramps linearly to its full weight over as many again (not in the paper; the same weights without a warm-up)."""
+    warmup = getattr(s, "cls_on_edits_warmup", 0)
+    if not warmup or not s.cls_on_edits:
+        return s
+    ramp = min(1.0, max(0.0, (step - warmup) / warmup))
+    return s.model_copy(update={"cls_on_edits": s.cls_on_edits * ramp})
+
+
 class SaganEditor(GanEditor):
     name = "sagan"
     version = "1"
@@ -127,7 +141,7 @@ class SaganTrainer(GanTrainer):
 
     def iteration(self, draw, rng, autocast):
         m, o = self.modules, self.optimizers
-        return sagan_iteration(m["generator"], m["discriminator"], o["opt_g"], o["opt_d"], draw, self.config.sagan,
+        return sagan_iteration(m["generator"], m["discriminator"], o["opt_g"], o["opt_d"], draw, scheduled(self.config.sagan, self.step),
                                self.config.n_critic, rng, autocast)
 
     def log_line(self, h):

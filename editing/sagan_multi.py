@@ -208,6 +208,7 @@ class SaganMultiTrainer(GanTrainer):
 
     editor_name = "sagan_multi"
     editor_version = SaganMultiEditor.version
+    editor_class = SaganMultiEditor
 
     def __init__(self, *, attribute: str, image_size: int, out_dir, config, device: str = "cpu"):
         if attribute != ALL:

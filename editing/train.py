@@ -63,7 +63,12 @@ def train_editor(cfg: RunConfig, attribute: str, *, device: str | None = None, p
         return out
     originals = require_originals(cfg)
     trainer = plugin.trainer(attribute=attribute, image_size=cfg.data.image_size, out_dir=out, config=cfg.editor, device=device or default_device())
-    trained = trainer.fit([originals], progress=progress, seed=cfg.seed)
+    if cfg.editor.select_every and getattr(trainer, "supports_selection", False):
+        from editing.selection import Validator
+
+        trained = trainer.fit([originals], progress=progress, seed=cfg.seed, validator=Validator.for_run(cfg, progress))
+    else:
+        trained = trainer.fit([originals], progress=progress, seed=cfg.seed)
     if multi:  # one pointer directory per attribute, so later stages find an editor per attribute
         for a in cfg.editor.attributes:
             pointer = layout.editor_dir(a)

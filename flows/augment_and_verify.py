@@ -207,13 +207,15 @@ STAGE_FLOWS = {stage.name: _stage_flow(stage) for stage in STAGES}
 
 
 def _publish(cfg: RunConfig, report_path: str) -> None:
-    """The run page's artifacts: the results table, a markdown summary, a link to report.html."""
+    """The run page's artifacts: the headline table, a markdown summary, a link to report.html."""
     report = json.loads((Path(cfg.output_dir) / "report.json").read_text())
-    rows = [{k: r[k] for k in ("arm", "test_set", "metric", "value", "difference")} for r in report["table"]]
-    create_table_artifact(key="verification-metrics", table=rows, description="every metric per arm and test set, 95% intervals")
-    md = ["| arm | test set | metric | value [95% CI] | vs. baseline |", "|---|---|---|---|---|"]
-    md += [f"| {r['arm']} | {r['test_set']} | {r['metric']} | {r['value']} | {r['difference']} |" for r in rows]
-    create_markdown_artifact(key="results-summary", markdown=f"# augment-and-verify: {cfg.profile}\n\nReport: `{report_path}`\n\n" + "\n".join(md))
+    columns = ("arm", "editor", "pair_set", "difference", "adjusted_verdict", "verdict", "mdd", "positive_control_fraction", "vs_baseline")
+    rows = [{k: r[k] for k in columns} for r in report["headline"]]
+    if rows:
+        create_table_artifact(key="verification-headline", table=rows,
+                              description="each edited arm vs its no-edit control (AUC, Holm-adjusted verdicts)")
+    md = "\n".join(f"- {line}" for line in report["summary"])
+    create_markdown_artifact(key="results-summary", markdown=f"# augment-and-verify: {cfg.profile}\n\nReport: `{report_path}`\n\n{md}")
     create_link_artifact(key="report", link=Path(report_path).as_uri(), link_text="report.html", description="open from disk")
 
 

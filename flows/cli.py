@@ -60,6 +60,7 @@ def main() -> None:
       faceaug verifier train ...   train the ResNet-18 verifier for every arm and seed
       faceaug evaluate ...         CelebA test identities + LFW 10-fold, intervals, paired differences
       faceaug report RUN_DIR       report.html (self-contained), report.md, report.json
+      faceaug plan ...             seeds / test identities a difference would need, from a finished baseline
       faceaug config show ...      print the resolved run config of a profile + overrides
 
     Every stage takes --profile and --set key=value; `faceaug config show` prints what they resolve to.
@@ -336,22 +337,42 @@ def verifier_train(profile, overrides, arms, seeds, device):
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available)")
 def evaluate(profile, overrides, device):
-    """Score every trained arm on the CelebA test identities and LFW -> <run>/results.json."""
-    from recognition.experiment import evaluate_run
+    """Score every trained arm on every protocol; compare edits with their no-edit control -> <run>/results.json."""
+    from recognition.evaluation import evaluate_run
 
     cfg = _config(profile, overrides)
     results = _run(evaluate_run, cfg, device=device, progress=click.echo)
-    for arm, r in results["arms"].items():
-        c, l = r["celeba"]["metrics"]["auc"], r["lfw"]["metrics"]["auc"]
-        click.echo(f"{arm:28s} CelebA AUC {c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]  "
-                   f"LFW AUC {l['mean']:.4f} [{l['ci_low']:.4f}, {l['ci_high']:.4f}]  LFW acc {r['lfw_10fold']['accuracy_mean']:.4f}")
-    for arm, d in results["differences"].items():
-        for test_set in ("celeba", "lfw"):
-            a = d[test_set]["auc"]
-            click.echo(f"{arm:28s} {test_set:6s} AUC - baseline {a['diff_mean']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}]: {a['verdict']}")
+    from recognition.report import summary_lines
+
+    for line in summary_lines({"results": results, "config": json.loads(cfg.to_json())}):
+        click.echo(f"- {line}")
     from pipeline.layout import RunLayout
 
     click.echo(f"results: {RunLayout(cfg).results}")
+
+
+@main.command()
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--difference", type=float, required=True, help="the smallest difference you want to detect, e.g. 0.005 (AUC)")
+@click.option("--metric", default="auc", show_default=True, help="auc, eer or tar@far=<level>")
+@click.option("--pair-set", "pair_sets", multiple=True, help="protocol pair set(s), e.g. celeba-cross/eyeglasses/differ (default: all)")
+def plan(profile, overrides, difference, metric, pair_sets):
+    """How many seeds or test identities would detect a difference, from a finished baseline (>= 2 seeds).
+
+    The baseline's seeds paired against each other are a comparison with no true difference: their
+    spread is the training noise, the identity bootstrap the test-set noise (recognition/intervals.py)."""
+    from recognition.evaluation import plan as make_plan
+
+    cfg = _config(profile, overrides)
+    rows = _run(make_plan, cfg, difference, metric, list(pair_sets) or None, progress=lambda m: None)
+    click.echo(f"| pair set | {metric} detectable now ({cfg.evaluation.power:.0%} power) | identities / seeds now | "
+               f"seeds for {difference:g} | identities for {difference:g} (same seeds) |")
+    click.echo("|---|---|---|---|---|")
+    for r in rows:
+        seeds = r["seeds_needed"] if r["seeds_needed"] is not None else "more than 1000 (test-set noise alone is too large)"
+        ids = r["identities_needed"] if r["identities_needed"] is not None else "no number (the seeds' noise alone is too large)"
+        click.echo(f"| {r['pair_set']} | ±{r['mdd_now']:.4f} | {r['identities']} / {r['seeds']} | {seeds} | {ids} |")
 
 
 @main.command()

@@ -123,7 +123,7 @@ def _identity(cfg: RunConfig, job: Job, progress: Progress) -> dict | None:
 
 
 def _evaluate(cfg: RunConfig, job: Job, progress: Progress) -> dict:
-    from recognition.experiment import evaluate_run
+    from recognition.evaluation import evaluate_run
 
     return evaluate_run(cfg, progress=progress)
 

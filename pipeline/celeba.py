@@ -193,7 +193,7 @@ class Split:
             raise DatasetError(problems, f"split {self.name!r}")
 
 
-def paper_split(celeba: CelebA, test_identities: int = 2000) -> Split:
+def paper_split(celeba: CelebA, test_identities: int = 2000, valid_identities: int = 0) -> Split:
     """The SaGAN paper's split: the identities with the most images train, the rest test.
 
     Identities are ordered by image count (descending), ties broken by identity number
@@ -201,6 +201,8 @@ def paper_split(celeba: CelebA, test_identities: int = 2000) -> Split:
     On the real files this gives 8,177 train identities with 191,649 images and 2,000
     test identities with 10,950 images; the boundary falls inside the identities with 10
     images, so the tie-break decides which of them test but not the totals.
+    `valid_identities` (not in the paper) moves every k-th training identity in that order to a
+    validation part, for choosing editor checkpoints; 0 keeps the paper's split exactly.
     """
     groups = celeba.identities()
     n = len(groups)
@@ -210,11 +212,21 @@ def paper_split(celeba: CelebA, test_identities: int = 2000) -> Split:
                                     f"got {test_identities}")], "paper split")
     order = sorted(groups, key=lambda i: (-len(groups[i]), i))
     train_ids, test_ids = order[: n - test_identities], order[n - test_identities :]
+    if not 0 <= valid_identities < len(train_ids):
+        raise DatasetError([Problem(IDENTITY_FILE, None, f"the paper split has {len(train_ids)} training identities; "
+                                    f"valid_identities must be below that, got {valid_identities}")], "paper split")
+    valid_ids: list[int] = []
+    if valid_identities:
+        step = len(train_ids) / valid_identities  # spread over the image-count order, so validation is not all small identities
+        picked = {int(k * step) for k in range(valid_identities)}
+        valid_ids = [i for k, i in enumerate(train_ids) if k in picked]
+        train_ids = [i for k, i in enumerate(train_ids) if k not in picked]
     return Split(
         name="paper",
         train=tuple(sorted(x for i in train_ids for x in groups[i])),
         test=tuple(sorted(x for i in test_ids for x in groups[i])),
-        train_identities=frozenset(train_ids), test_identities=frozenset(test_ids),
+        valid=tuple(sorted(x for i in valid_ids for x in groups[i])),
+        train_identities=frozenset(train_ids), test_identities=frozenset(test_ids), valid_identities=frozenset(valid_ids),
     )
 
 

@@ -63,9 +63,13 @@ class DataConfig(_Frozen):
     synthetic: SyntheticData = SyntheticData()
     celeba_dir: Path | None = Field(None, description="root of a real CelebA tree (img_align_celeba/, list_*.txt)")
     lfw_dir: Path | None = Field(None, description="root of a real LFW tree (lfw/, pairs.txt)")
+    lfw_attributes: Path | None = Field(None, description="Kumar et al.'s lfw_attributes.txt for the LFW cross-attribute "
+                                        "protocol; None: <LFW tree>/lfw_attributes.txt when it exists")
     image_size: int = Field(64, ge=16, le=512, description="side of the square images models see")
     split: Literal["paper", "official"] = Field("paper", description="paper: the most-imaged identities train, the rest test")
     test_identities: int = Field(2000, ge=1, description="identities held out for testing by the paper split")
+    valid_identities: int = Field(0, ge=0, description="identities the paper split takes from the training identities for "
+                                  "validation (editor checkpoint selection); the official split has its own")
     shard_root: str | None = Field(None, description="fsspec URL holding the run's shard datasets (s3://..., gs://..., "
                                    "a local path); None = <output_dir>/shards")
     lfw_crop_fraction: float = Field(0.6, gt=0.1, le=1.0, description="centre square kept from LFW images before resizing")
@@ -98,6 +102,8 @@ class SaganParams(_Frozen):
                                 "attribute stops satisfying the generator")
     identity_trains_mask: bool = Field(True, description="paper: True. False detaches the mask in the identity loss, so that "
                                        "loss trains the AMN to reproduce the input instead of shutting the mask (a fix for mask collapse)")
+    cls_on_edits_warmup: int = Field(0, ge=0, description="not in the paper: iterations before cls_on_edits starts, then a linear "
+                                     "ramp to its full weight over as many again (the mask forms on the attribute first)")
 
 
 class EditorConfig(_Frozen):
@@ -115,6 +121,10 @@ class EditorConfig(_Frozen):
     threads: int = Field(0, ge=0, description="torch threads per training process; 0 = let the stage decide")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
     balance_attribute: bool = Field(False, description="half of each batch has the attribute (not in the paper; helps rare attributes)")
+    select_every: int = Field(0, ge=0, description="score the editor on the validation faces every N iterations and keep the best "
+                              "checkpoint (editing/selection.py); 0: keep the last one, as the paper does")
+    patience: int = Field(0, ge=0, description="stop after this many validation scorings without improvement (0: never stop early)")
+    valid_images: int = Field(400, ge=8, description="validation faces an editor checkpoint is scored on")
 
     @field_validator("attributes")
     @classmethod
@@ -174,10 +184,14 @@ class EvaluationConfig(_Frozen):
     target_seed: int = Field(0, description="seed choosing each CelebA test identity's target image")
     judge_steps: int = Field(1500, ge=1, description="training steps of the independent attribute classifier that judges edits")
     judge_batch_size: int = Field(64, ge=2)
+    judge_seed: int = Field(0, description="seed of the judge's training (one judge per run, whatever the editors' seeds)")
     mask_threshold: float = Field(0.5, gt=0, lt=1, description="attention-mask threshold for IoU with the true region")
     max_eval_images: int = Field(512, ge=1, description="held-out test images per attribute used to score an editor")
-    protocols: tuple[str, ...] = Field(("celeba", "lfw"), description="registered evaluation protocols (recognition/protocols/), "
-                                       "each scored for every arm and seed")
+    protocols: tuple[str, ...] = Field(("celeba", "lfw", "celeba-cross", "lfw-cross"),
+                                       description="registered evaluation protocols (recognition/protocols/), each scored for "
+                                                   "every arm and seed")
+    cross_impostors: int = Field(100_000, ge=10, description="impostor pairs per cross-attribute split (sampled, seeded)")
+    power: float = Field(0.8, gt=0, lt=1, description="power at which the minimal detectable difference is stated")
 
 
 class EngineConfig(_Frozen):

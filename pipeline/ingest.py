@@ -150,7 +150,8 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
     sources = resolve_sources(cfg, progress)
     celeba = CelebA.open(sources.celeba_dir)
     lfw = LFW.open(sources.lfw_dir)
-    split = paper_split(celeba, test_identities=cfg.data.test_identities) if cfg.data.split == "paper" else official_split(celeba)
+    split = (paper_split(celeba, test_identities=cfg.data.test_identities, valid_identities=cfg.data.valid_identities)
+             if cfg.data.split == "paper" else official_split(celeba))
     split.check_disjoint()
     part_of = {image_id: "train" for image_id in split.train}
     part_of.update({image_id: "test" for image_id in split.test})
@@ -176,6 +177,7 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
         for image_id in sorted(part_of)
     ]
     key = {"source": str(sources.celeba_dir), "split": split.name, "test_identities": cfg.data.test_identities,
+           **({"valid_identities": cfg.data.valid_identities} if cfg.data.valid_identities else {}),
            "image_size": cfg.data.image_size, "on_bad_image": cfg.data.on_bad_image, "shard_rows": cfg.data.shard_rows}
     meta = {"dataset": "originals", "key": key, "config": json.loads(cfg.to_json())}
     progress(f"ingesting {len(items)} CelebA-format images at {cfg.data.image_size}px")
@@ -187,19 +189,28 @@ def prepare_data(cfg: RunConfig, progress: Callable[[str], None] = print) -> dic
 
     people = sorted(lfw.people())
     person_index = {name: i for i, name in enumerate(people)}
-    zeros = [0] * len(CELEBA_ATTRIBUTES)  # LFW has no attribute labels
+    zeros = [0] * len(CELEBA_ATTRIBUTES)  # LFW has no attribute labels in the CelebA sense
+    wanted = {p for pair in lfw.pairs for p in (pair.left, pair.right)}
+    attributes_file = lfw_attributes_file(cfg, sources)
+    if attributes_file is not None:  # the cross-attribute protocol pairs every image the attribute file scores
+        from pipeline.lfw_attributes import read_lfw_attributes
+
+        on_disk = set(lfw.images())
+        wanted |= {image for image in read_lfw_attributes(attributes_file).images if image in on_disk}
     lfw_items = [
         {
             "sample_id": rel, "path": str(lfw.image_path(rel)), "identity": person_index[rel.split("/")[0]],
             "source_image_id": rel, "split": "test", "attribute_edited": None, "edit_kind": "original",
             "attributes": zeros, "editor": None, "editor_version": None, "editor_checkpoint": None,
         }
-        for rel in sorted({p for pair in lfw.pairs for p in (pair.left, pair.right)})
+        for rel in sorted(wanted)
     ]
     key = {"source": str(sources.lfw_dir), "image_size": cfg.data.image_size, "crop_fraction": cfg.data.lfw_crop_fraction,
            "on_bad_image": cfg.data.on_bad_image, "shard_rows": cfg.data.shard_rows}
+    if attributes_file is not None:
+        key["images"] = "pairs and attribute file"
     meta = {"dataset": "lfw", "key": key, "config": json.loads(cfg.to_json())}
-    progress(f"ingesting {len(lfw_items)} LFW images used by the pairs")
+    progress(f"ingesting {len(lfw_items)} LFW images (those in the pairs{' and the attribute file' if attributes_file else ''})")
     lfw_summary = ingest_rows(
         RunLayout(cfg).lfw, lfw_items, size=cfg.data.image_size, crop_fraction=cfg.data.lfw_crop_fraction,
         shard_rows=cfg.data.shard_rows, on_bad_image=cfg.data.on_bad_image, metadata=meta,
@@ -223,3 +234,17 @@ def benchmark_of(originals: str) -> Path | None:
 
     source = (ShardStore(originals).metadata().get("key") or {}).get("source")
     return Path(source) if source else None
+
+
+def lfw_attributes_file(cfg: RunConfig, sources: Sources | None = None) -> Path | None:
+    """The LFW attribute file the run uses: data.lfw_attributes, else <LFW tree>/lfw_attributes.txt if present."""
+    from pipeline.lfw_attributes import ATTRIBUTES_FILE
+
+    if cfg.data.lfw_attributes is not None:
+        path = Path(cfg.data.lfw_attributes)
+        if not path.is_file():
+            raise FileNotFoundError(f"data.lfw_attributes: {path} does not exist")
+        return path
+    sources = sources or resolve_sources(cfg, progress=lambda m: None)
+    path = Path(sources.lfw_dir) / ATTRIBUTES_FILE
+    return path if path.is_file() else None

@@ -1,8 +1,7 @@
-"""The verification experiment: train every arm with every seed, score them on every protocol, compare.
+"""The verification experiment: train every arm with every seed and embed the test images
+(`recognition.evaluation` then scores them on every protocol and compares the arms).
 
     <run>/verifiers/<arm>/seed-<s>/     verifier.pt, checkpoint.pt, training.json, embeddings.npz
-    <run>/results.json                  every metric per arm and protocol with 95% intervals, and each
-                                        augmented arm's paired difference from the baseline
 
 Arms (the paper's section 4.3 comparison, plus aug-all):
     baseline            the train originals
@@ -10,27 +9,20 @@ Arms (the paper's section 4.3 comparison, plus aug-all):
     aug-all             originals + the added/removed samples of every attribute's dataset
 All arms get the same optimiser steps and schedule by default (verifier.budget = equal_steps).
 
-Protocols (`recognition.protocols`, `evaluation.protocols`): the CelebA-format test identities (one
-seeded target image per identity, the rest queries, every query against every target) and LFW's
-10-fold pairs protocol by default. Intervals come from a hierarchical bootstrap over identities
-(CelebA) or pairs (LFW) and over seeds (`recognition.statistics`); only a difference whose interval
-excludes zero is called a gain or loss.
+Controls: `aug-<attribute>@identity` (the no-edit control: the same rows and passes, no edit) and, on
+the synthetic benchmark, `aug-<attribute>@counterfactual` (the positive control: the true edit).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from pipeline.atomic import write_text_atomic
 from pipeline.config import RunConfig, split_arm
-from pipeline.layout import EMBEDDINGS, VERIFIER_RECORD, VERIFIER_WEIGHTS, RunLayout
-
-FAR_GRID = np.logspace(-4, 0, 41)
+from pipeline.layout import EMBEDDINGS, VERIFIER_WEIGHTS, RunLayout
 
 
 def arm_sources(cfg: RunConfig, arm: str) -> list[tuple[str, tuple[str, ...] | None]]:
@@ -97,80 +89,6 @@ def embed_tests(cfg: RunConfig, arm: str, seed: int, *, device: str | None = Non
     return result
 
 
-def test_data(cfg: RunConfig, emb: dict):
-    """The run's test data for the protocols, in the order of the embedding caches."""
-    from pipeline.ingest import resolve_sources
-    from pipeline.lfw import LFW
-    from recognition.protocols import TestData
-
-    lfw = LFW.open(resolve_sources(cfg, progress=lambda m: None).lfw_dir)
-    return TestData(celeba_ids=emb["celeba_ids"], celeba_identity=emb["celeba_identity"], celeba_attributes=None,
-                    lfw_ids=emb["lfw_ids"], lfw_pairs=lfw.pairs)
-
-
-def evaluate_run(cfg: RunConfig, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Metrics with intervals for every trained arm on every protocol, and paired differences from the baseline
-    -> results.json."""
-    from recognition.metrics import summarise
-    from recognition.protocols import PROTOCOLS, lfw_tenfold
-    from recognition.statistics import bootstrap_metric, paired_difference, roc_band
-
-    layout = RunLayout(cfg)
-    ev = cfg.evaluation
-    results: dict = {"budget": cfg.verifier.budget, "steps": cfg.verifier.steps if cfg.verifier.budget == "equal_steps" else None,
-                     "epochs": cfg.verifier.epochs if cfg.verifier.budget == "equal_epochs" else None,
-                     "seeds": list(cfg.verifier.seeds), "confidence": ev.confidence, "bootstrap": ev.bootstrap,
-                     "far_grid": FAR_GRID.tolist(), "arms": {}, "differences": {}}
-    pair_sets = None
-    per_arm: dict[str, dict[str, list]] = {}
-    for arm in cfg.verifier.arms:
-        per_arm[arm] = {}
-        folds_acc, training = {}, []
-        for seed in cfg.verifier.seeds:
-            progress(f"evaluating {arm}/seed-{seed}")
-            emb = embed_tests(cfg, arm, seed, device=device)
-            if pair_sets is None:  # the same pairs for every arm and seed
-                data = test_data(cfg, emb)
-                pair_sets = {name: ps for protocol in ev.protocols for name, ps in PROTOCOLS.get(protocol)(cfg, data).pair_sets().items()}
-            for name, ps in pair_sets.items():
-                scores = ps.scores(emb[f"{ps.test_set}_emb"])
-                per_arm[arm].setdefault(name, []).append((scores, ps.labels, ps.groups))
-                if ps.folds is not None:
-                    folds_acc.setdefault(name, []).append(lfw_tenfold(scores, ps.labels, ps.folds))
-            info = layout.verifier_dir(arm, seed) / VERIFIER_RECORD
-            training.append(json.loads(info.read_text()) if info.exists() else None)
-        arm_result: dict = {"training": training}
-        for name, accs in folds_acc.items():
-            arm_result[f"{name}_10fold"] = {
-                "per_seed": accs,
-                "accuracy_mean": float(np.mean([a["accuracy_mean"] for a in accs])),
-                "accuracy_std_over_folds": [a["accuracy_std"] for a in accs],
-            }
-        for name, runs in per_arm[arm].items():
-            first = summarise(runs[0][0], runs[0][1], ev.far_levels)
-            metrics = {m: bootstrap_metric(runs, m, n=ev.bootstrap, seed=cfg.seed, confidence=ev.confidence) for m in metric_names(ev)}
-            tar, low, high = roc_band(runs, FAR_GRID, n=ev.bootstrap, seed=cfg.seed, confidence=ev.confidence)
-            arm_result[name] = {
-                "genuine": first["genuine"], "impostors": first["impostors"],
-                "resolvable": {str(k): v["resolvable"] for k, v in first["tar_at_far"].items()},
-                "notes": [v["note"] for v in first["tar_at_far"].values() if v.get("note")],
-                "metrics": metrics, "roc": {"tar_mean": tar.tolist(), "tar_low": low.tolist(), "tar_high": high.tolist()},
-            }
-        results["arms"][arm] = arm_result
-    if "baseline" in per_arm:
-        for arm in per_arm:
-            if arm == "baseline":
-                continue
-            results["differences"][arm] = {
-                name: {m: paired_difference(per_arm[arm][name], per_arm["baseline"][name], m, n=ev.bootstrap,
-                                            seed=cfg.seed, confidence=ev.confidence) for m in metric_names(ev)}
-                for name in per_arm[arm]
-            }
-    results = _jsonable(results)
-    write_text_atomic(json.dumps(results, indent=2) + "\n", layout.results)
-    return results
-
-
 def run_experiment(cfg: RunConfig, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
     """Train every arm x seed (resuming/reusing what exists), then evaluate."""
     started = time.perf_counter()
@@ -178,22 +96,6 @@ def run_experiment(cfg: RunConfig, *, device: str | None = None, progress: Calla
         for seed in cfg.verifier.seeds:
             train_arm(cfg, arm, seed, device=device, progress=progress)
     progress(f"verifiers trained in {time.perf_counter() - started:.0f} s")
+    from recognition.evaluation import evaluate_run
+
     return evaluate_run(cfg, device=device, progress=progress)
-
-
-def metric_names(ev) -> list[str]:
-    return ["auc", "eer"] + [f"tar@far={level:g}" for level in ev.far_levels]
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj

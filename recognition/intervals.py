@@ -149,19 +149,25 @@ def estimate(per_seed: Sequence[PairScores], metric, n: int = 1000, seed: int = 
              bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
     """The metric of one arm (mean over its seeds) with a two-component interval (module docstring)."""
     m = resolve_metric(metric)
-    clusters = cluster_index([r.groups for r in per_seed])
-    full, reps = replicate_values(per_seed, m.read, n, seed, clusters)
-    valid = _valid(reps.mean(axis=1))
+    full, reps = replicate_values(per_seed, m.read, n, seed, cluster_index([r.groups for r in per_seed]))
+    return estimate_from(m.name, full, reps, confidence, bounds)
+
+
+def estimate_from(name: str, full: np.ndarray, reps: np.ndarray, confidence: float = 0.95,
+                  bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
+    """`estimate` from precomputed values: `full` (seeds,) on all pairs, `reps` (replicates, seeds)."""
+    reps_mean = reps.mean(axis=1)
+    valid = _valid(reps_mean)
     if not valid.any():
         raise ValueError("no bootstrap replicate had both genuine and impostor pairs")
-    k = len(per_seed)
-    se_test = float(np.std(reps.mean(axis=1)[valid], ddof=1)) if valid.sum() > 1 else 0.0
+    k = full.shape[0]
+    se_test = float(np.std(reps_mean[valid], ddof=1)) if valid.sum() > 1 else 0.0
     seed_sd = float(np.std(full, ddof=1)) if k > 1 else None
     seed_var = None if seed_sd is None else seed_sd ** 2 / k
     se = math.sqrt(se_test ** 2 + (seed_var or 0.0))
     c = Calibration(se_test ** 2, seed_var, k).critical(confidence)
     mean = float(full.mean())
-    return Estimate(m.name, mean, max(bounds[0], mean - c * se), min(bounds[1], mean + c * se), se, se_test, seed_sd, c,
+    return Estimate(name, mean, max(bounds[0], mean - c * se), min(bounds[1], mean + c * se), se, se_test, seed_sd, c,
                     [float(v) for v in full], confidence, int(valid.sum()))
 
 
@@ -177,11 +183,19 @@ def paired_difference(arm_a: Sequence[PairScores], arm_b: Sequence[PairScores], 
     clusters = cluster_index([r.groups for r in (*arm_a, *arm_b)])
     a_full, a_reps = replicate_values(arm_a, m.read, n, seed, clusters)
     b_full, b_reps = replicate_values(arm_b, m.read, n, seed, clusters)
+    return difference_from(m.name, m.higher_is_better, a_full, a_reps, b_full, b_reps, confidence, power, resolvable)
+
+
+def difference_from(name: str, higher_is_better: bool, a_full: np.ndarray, a_reps: np.ndarray, b_full: np.ndarray,
+                    b_reps: np.ndarray, confidence: float = 0.95, power: float = 0.8, resolvable: bool = True) -> Difference:
+    """`paired_difference` from precomputed values of both arms on the same replicate draws."""
+    if a_full.shape != b_full.shape:
+        raise ValueError(f"paired seeds: arm A has {a_full.shape[0]} seeds, arm B {b_full.shape[0]}")
     d_reps = a_reps.mean(axis=1) - b_reps.mean(axis=1)
     valid = _valid(d_reps)
     if not valid.any():
         raise ValueError("no bootstrap replicate had both genuine and impostor pairs")
-    k = len(arm_a)
+    k = a_full.shape[0]
     per_seed = a_full - b_full
     se_test = float(np.std(d_reps[valid], ddof=1)) if valid.sum() > 1 else 0.0
     seed_sd = float(np.std(per_seed, ddof=1)) if k > 1 else None
@@ -198,10 +212,50 @@ def paired_difference(arm_a: Sequence[PairScores], arm_b: Sequence[PairScores], 
         verdict = TOO_FEW_SEEDS
     else:
         p = calibration.p_value(abs(d) / se) if se > 0 else (0.0 if d != 0 else 1.0)
-        verdict = call(low, high, m.higher_is_better)
-    return Difference(m.name, d, low, high, se, se_test, seed_sd, c, p, verdict, mdd(se, c, confidence, power),
-                      float(a_full.mean()), float(b_full.mean()), m.higher_is_better, k, confidence, int(valid.sum()),
+        verdict = call(low, high, higher_is_better)
+    return Difference(name, d, low, high, se, se_test, seed_sd, c, p, verdict, mdd(se, c, confidence, power),
+                      float(a_full.mean()), float(b_full.mean()), higher_is_better, k, confidence, int(valid.sum()),
                       resolvable)
+
+
+@dataclass(frozen=True)
+class Fraction:
+    """(E - C) / (P - C): how much of the positive control's gain over the no-edit control an edited arm captures."""
+
+    metric: str
+    fraction: float | None
+    ci_low: float | None
+    ci_high: float | None
+    se: float | None
+    note: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def fraction_from(name: str, e: tuple[np.ndarray, np.ndarray], c: tuple[np.ndarray, np.ndarray],
+                  p: tuple[np.ndarray, np.ndarray], positive: Difference, confidence: float = 0.95) -> Fraction:
+    """The fraction of the positive control's gain, with a delta-method interval over both uncertainty
+    sources (test sampling: the covariance over bootstrap replicates; training: over seeds). Undefined when the
+    positive control itself shows no measurable gain over the no-edit control (`positive`)."""
+    if positive.verdict != GAIN:
+        return Fraction(name, None, None, None, None,
+                        f"not defined: the positive control's difference from the no-edit control is '{positive.verdict}'")
+    a_seed, b_seed = e[0] - c[0], p[0] - c[0]
+    a_rep, b_rep = e[1].mean(axis=1) - c[1].mean(axis=1), p[1].mean(axis=1) - c[1].mean(axis=1)
+    ok = ~(np.isnan(a_rep) | np.isnan(b_rep))
+    a, b = float(a_seed.mean()), float(b_seed.mean())
+    f = a / b
+    k = a_seed.size
+    test_cov = np.cov(a_rep[ok], b_rep[ok]) if ok.sum() > 2 else np.zeros((2, 2))
+    seed_cov = np.cov(a_seed, b_seed) / k if k > 1 else None
+    def var(cov):
+        return (cov[0, 0] - 2 * f * cov[0, 1] + f * f * cov[1, 1]) / (b * b)
+    test_var = max(var(test_cov), 0.0)
+    seed_var = max(var(seed_cov), 0.0) if seed_cov is not None else None
+    se = math.sqrt(test_var + (seed_var or 0.0))
+    crit = Calibration(test_var, seed_var, k).critical(confidence)
+    return Fraction(name, f, f - crit * se, f + crit * se, se, "")
 
 
 def call(ci_low: float, ci_high: float, higher_is_better: bool = True) -> str:

@@ -1,27 +1,27 @@
 """The run report: `faceaug report RUN_DIR` -> report.html (self-contained), report.md, report.json.
 
-Contents: ROC curves on the CelebA-format test identities and on LFW (like the paper's Figs. 10
-and 11: every arm, log-scaled FAR, 95% bootstrap bands); a table of every metric per arm and test
-set with intervals and the paired difference from the baseline (called a gain or a loss only when
-its interval excludes zero); editing examples per attribute (original | added | removed | masks,
-like Fig. 8) with the editors' measured quality; the run's config, data summary, timings and
-software versions. Every number in the HTML comes from report.json.
+It answers first: for every edited arm, its difference from the **no-edit control** (same rows and
+passes, no edit) on the standard protocols and on the pairs that cross its attribute, with the
+Holm-adjusted verdict, the uncorrected one beside it, the smallest difference the run could have
+seen, and the share of the positive control's gain (the true edit) it captures. Then one compact
+table per protocol (arms x metrics), every comparison, ROC figures and a forest plot of the
+differences (`report_html.py`), the editors' quality, and the config, timings and versions. Every
+number the report shows comes from results.json (written by `recognition.evaluation`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import platform
 import time
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
+from pipeline.config import split_arm
 from pipeline.layout import EDITOR_JSON, EVALUATION_JSON, IDENTITY_JSON, RunLayout
+
+PRIMARY = "auc"  # the metric the headline speaks in
+TOO_FEW = "too few seeds for a verdict"
 
 
 def _load(path: Path):
@@ -30,7 +30,7 @@ def _load(path: Path):
 
 def software_versions() -> dict:
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("faceaug", "torch", "torchvision", "timm", "numpy", "pyarrow", "prefect", "pydantic"):
+    for pkg in ("faceaug", "torch", "torchvision", "timm", "numpy", "scipy", "pyarrow", "prefect", "pydantic"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -47,239 +47,229 @@ def collect(run_dir: Path) -> dict:
         raise FileNotFoundError(f"{layout.results}: no results; run `faceaug evaluate` first")
     editors = {}
     for d in layout.editor_dirs():
-        ev = _load(d / EVALUATION_JSON)
         meta = _load(d / EDITOR_JSON)
-        editors[d.name] = {"evaluation": ev, "identity": _load(d / IDENTITY_JSON),
-                           "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id")} if meta else None}
+        editors[d.name] = {"evaluation": _load(d / EVALUATION_JSON), "identity": _load(d / IDENTITY_JSON),
+                           "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id", "selection")} if meta else None}
     comparisons = {d.name: _load(d / "compare.json") for d in sorted((run_dir / "compare").glob("*")) if (d / "compare.json").exists()}
-    timings = {}
-    for arm, r in results["arms"].items():
-        timings[arm] = [t.get("wall_s_this_session") if t else None for t in r.get("training", [])]
+    timings = {arm: [t.get("wall_s_this_session") if t else None for t in r.get("training", [])] for arm, r in results["arms"].items()}
     return {"run_dir": str(run_dir), "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "config": _load(layout.config),
-            "data_summary": _load(layout.data_summary), "results": results, "editors": editors,
-            "comparisons": comparisons,
-            "timings": {"verifier_training_seconds": timings, "stages": _load(layout.timings)},
-            "software": software_versions()}
+            "data_summary": _load(layout.data_summary), "results": results, "editors": editors, "comparisons": comparisons,
+            "timings": {"verifier_training_seconds": timings, "stages": _load(layout.timings)}, "software": software_versions()}
 
 
-def _fmt(m: dict | None, digits: int = 4) -> str:
+# ---- formatting ---------------------------------------------------------------------------------------
+
+def fmt_value(m: dict | None, digits: int = 4) -> str:
     if not m or m.get("mean") is None:
         return "n/a"
     return f"{m['mean']:.{digits}f} [{m['ci_low']:.{digits}f}, {m['ci_high']:.{digits}f}]"
 
 
-def _fmt_diff(d: dict | None, digits: int = 4) -> str:
+def fmt_diff(d: dict | None, digits: int = 4) -> str:
     if not d or d.get("diff_mean") is None:
         return "n/a"
-    return f"{d['diff_mean']:+.{digits}f} [{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}] {d['verdict']}"
+    return f"{d['diff_mean']:+.{digits}f} [{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
 
 
-def metric_rows(report: dict) -> list[dict]:
-    """One row per arm x test set x metric, with the value, its interval and the difference from baseline."""
+def fmt_fraction(f: dict | None) -> str:
+    if not f:
+        return ""
+    if f.get("fraction") is None:
+        return f.get("note", "n/a")
+    return f"{100 * f['fraction']:.0f}% [{100 * f['ci_low']:.0f}, {100 * f['ci_high']:.0f}]"
+
+
+def editor_of(arm: str, report: dict) -> str:
+    return split_arm(arm)[1] or (report.get("config") or {}).get("editor", {}).get("name", "sagan")
+
+
+def attributes_of(arm: str, report: dict) -> list[str]:
+    base = split_arm(arm)[0]
+    if base == "aug-all":
+        return list((report.get("config") or {}).get("editor", {}).get("attributes", []))
+    return [base.removeprefix("aug-")] if base.startswith("aug-") else []
+
+
+def key_pair_sets(arm: str, report: dict) -> list[str]:
+    """The pair sets a headline about `arm` reads: the standard protocols, then the pairs crossing its attribute(s)."""
+    available = report["results"]["arms"].get(arm, {}).get("protocols", {})
+    wanted = ["celeba", "lfw"] + [f"{p}/{a}/differ" for a in attributes_of(arm, report) for p in ("celeba-cross", "lfw-cross")]
+    return [name for name in wanted if name in available]
+
+
+def headline(report: dict) -> list[dict]:
+    """One row per edited arm and key pair set, in the primary metric: the difference from the no-edit control
+    (Holm-adjusted and uncorrected verdicts, MDD), the difference from the baseline beside it, and the share of the
+    positive control's gain."""
     res = report["results"]
     rows = []
-    for arm, r in res["arms"].items():
-        for test_set in ("celeba", "lfw"):
-            for name, m in r[test_set]["metrics"].items():
-                diff = res["differences"].get(arm, {}).get(test_set, {}).get(name)
-                resolvable = r[test_set]["resolvable"]
-                level = name.split("=")[1] if name.startswith("tar@far=") else None
-                coarse = level is not None and not any(v for k, v in resolvable.items() if float(k) == float(level))
-                rows.append({"arm": arm, "test_set": test_set, "metric": name, "value": _fmt(m), "difference": _fmt_diff(diff),
-                             "verdict": diff["verdict"] if diff else "", "coarse": coarse})
-        acc = r["lfw_10fold"]
-        rows.append({"arm": arm, "test_set": "lfw", "metric": "10-fold accuracy (mean over seeds)",
-                     "value": f"{acc['accuracy_mean']:.4f} (fold std per seed: {', '.join(f'{s:.4f}' for s in acc['accuracy_std_over_folds'])})",
-                     "difference": "", "verdict": "", "coarse": False})
+    for arm, by_set in res.get("control_differences", {}).items():
+        for name in key_pair_sets(arm, report):
+            d = by_set.get(name, {}).get(PRIMARY)
+            if d is None:
+                continue
+            b = res.get("differences", {}).get(arm, {}).get(name, {}).get(PRIMARY)
+            f = res.get("positive_control_fraction", {}).get(arm, {}).get(name, {}).get(PRIMARY)
+            rows.append({"arm": arm, "editor": editor_of(arm, report), "attribute": ", ".join(attributes_of(arm, report)),
+                         "pair_set": name, "metric": PRIMARY, "control": d["reference"], "difference": fmt_diff(d),
+                         "diff_mean": d["diff_mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "verdict": d["verdict"],
+                         "adjusted_verdict": d.get("adjusted_verdict", d["verdict"]), "p_value": d["p_value"],
+                         "adjusted_p": d.get("adjusted_p"), "mdd": d["mdd"], "vs_baseline": fmt_diff(b),
+                         "vs_baseline_verdict": b["verdict"] if b else "", "positive_control_fraction": fmt_fraction(f)})
     return rows
 
 
-def roc_figure(report: dict, test_set: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def summary_lines(report: dict) -> list[str]:
+    """The answer in sentences, for the top of every form of the report."""
     res = report["results"]
-    far = np.asarray(res["far_grid"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
-    for arm, r in res["arms"].items():
-        roc = r[test_set]["roc"]
-        tar = np.asarray(roc["tar_mean"], dtype=float)
-        line, = ax.plot(far, tar, label=arm, lw=2 if arm == "baseline" else 1.4, color="black" if arm == "baseline" else None)
-        ax.fill_between(far, np.asarray(roc["tar_low"], float), np.asarray(roc["tar_high"], float), color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set_xlim(far[0], 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false accept rate")
-    ax.set_ylabel("true accept rate")
-    title = "CelebA-format test identities" if test_set == "celeba" else "LFW (pairs.txt, pooled)"
-    ax.set_title(f"Face verification on {title}\n(mean over seeds, 95% bootstrap band)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _img(data: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-
-
-def write_report(run_dir: str | Path) -> dict:
-    """Write report.json, report.md and report.html into `run_dir`; returns the report dict."""
-    run_dir = Path(run_dir)
-    report = collect(run_dir)
-    report["table"] = metric_rows(report)
-    figures = {t: roc_figure(report, t) for t in ("celeba", "lfw")}
-    (run_dir / "roc_celeba.png").write_bytes(figures["celeba"])
-    (run_dir / "roc_lfw.png").write_bytes(figures["lfw"])
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (run_dir / "report.md").write_text(_markdown(report))
-    (run_dir / "report.html").write_text(_html(report, figures, run_dir))
-    return report
+    seeds = res["seeds"]
+    lines = [f"Budget: {_budget(res)}. Seeds: {', '.join(map(str, seeds))}. Intervals: {res['confidence']:.0%}; {res['method']}."]
+    if len(seeds) < 2:
+        lines.append(f"Only {len(seeds)} seed per arm: training randomness cannot be estimated, so no difference is called a "
+                     "gain or a loss ('too few seeds for a verdict'); the intervals shown cover test sampling only. "
+                     "Use several seeds (the evidence profile has 3) before concluding anything.")
+    rows = headline(report)
+    if not rows:
+        lines.append("No edited arm has its no-edit control (aug-<attribute>@identity) in this run, so no edit can be "
+                     "separated from the extra samples it adds; differences from the baseline are in the tables below.")
+    for r in rows:
+        mdd = f"a difference of ±{r['mdd']:.4f} would have been seen with {100 * res['power']:.0f}% power"
+        share = r["positive_control_fraction"]
+        frac = f"; share of the true edit's gain: {share}" if share else ""
+        lines.append(f"{r['arm']} ({r['editor']}) vs its no-edit control on {r['pair_set']}: {PRIMARY.upper()} {r['difference']}: "
+                     f"{r['adjusted_verdict']} (Holm; uncorrected: {r['verdict']}); {mdd}{frac}. "
+                     f"Vs the baseline: {r['vs_baseline']} ({r['vs_baseline_verdict']}).")
+    fams = res.get("multiple_comparisons", {}).get("families", {})
+    if fams:
+        lines.append("Multiple comparisons: Holm-adjusted within each family (" +
+                     "; ".join(f"{name}: {n} tests" for name, n in fams.items()) + "); the headline verdicts are the adjusted ones.")
+    return lines
 
 
 def _budget(res: dict) -> str:
     if res["budget"] == "equal_steps":
-        return f"equal compute: every arm trained for {res['steps']} optimiser steps with the same schedule"
-    return f"equal epochs: every arm trained for {res['epochs']} passes over its own data (augmented arms take more steps)"
+        return f"equal compute, every arm {res['steps']} optimiser steps with the same schedule"
+    return f"equal epochs, every arm {res['epochs']} passes over its own data (augmented arms take more steps)"
 
 
-def multiplicity(results: dict) -> dict:
-    """How many paired differences the report tests, how many would exclude zero by chance alone if no arm
-    differed from the baseline (each interval is at `confidence`, uncorrected), and which ones do."""
-    called = [f"{arm} {test_set} {metric} ({d['verdict']})"
-              for arm, by_set in results["differences"].items() for test_set, by_metric in by_set.items()
-              for metric, d in by_metric.items() if d["verdict"] in ("gain", "loss")]
-    n = sum(len(by_metric) for by_set in results["differences"].values() for by_metric in by_set.values())
-    return {"comparisons": n, "expected_by_chance": n * (1 - results["confidence"]), "called": called}
-
-
-def _summary_lines(report: dict) -> list[str]:
+def protocol_tables(report: dict) -> list[dict]:
+    """One compact table per pair set: arms as rows, metrics (and 10-fold accuracy where there are folds) as columns."""
     res = report["results"]
-    lines = [f"Budget: {_budget(res)}. Seeds: {', '.join(map(str, res['seeds']))}. "
-             f"Intervals: {res['confidence']:.0%} hierarchical bootstrap over identities (CelebA) or pairs (LFW) and seeds, {res['bootstrap']} replicates."]
-    if len(res["seeds"]) < 2:
-        lines.append("Caution: one seed per arm, so the intervals cover test-set sampling only, not training variance; "
-                     "a 'gain' here can be one lucky training run. Use several seeds (the evidence profile has 3) before concluding.")
-    for arm, d in res["differences"].items():
-        for test_set in ("celeba", "lfw"):
-            a = d[test_set]["auc"]
-            lines.append(f"{arm} vs baseline on {'CelebA' if test_set == 'celeba' else 'LFW'}: AUC {_fmt_diff(a)}")
-    m = multiplicity(res)
-    if m["comparisons"]:
-        lines.append(f"Multiple comparisons: {m['comparisons']} paired differences are tested, each interval at "
-                     f"{res['confidence']:.0%} without correction, so about {m['expected_by_chance']:.1f} would exclude zero "
-                     f"by chance alone if no arm differed from the baseline. {len(m['called'])} {'does' if len(m['called']) == 1 else 'do'}"
-                     + (f": {'; '.join(m['called'])}." if m["called"] else "."))
-    return lines
+    tables = []
+    for name, info in res["protocols"].items():
+        columns = ["arm"]
+        rows = []
+        for arm, r in res["arms"].items():
+            entry = r["protocols"].get(name)
+            if entry is None:
+                continue
+            row = {"arm": arm}
+            for metric, m in entry["metrics"].items():
+                label = metric if info.get("resolvable", {}).get(metric, True) else f"{metric} (not resolvable)"
+                row[label] = fmt_value(m)
+            if "tenfold" in entry:
+                row["10-fold accuracy"] = f"{entry['tenfold']['accuracy_mean']:.4f}"
+            rows.append(row)
+            columns += [c for c in row if c not in columns]
+        tables.append({"pair_set": name, "info": info, "columns": columns, "rows": rows})
+    return tables
 
 
-def _markdown(report: dict) -> str:
-    out = [f"# faceaug report — {report['run_dir']}", "", f"Generated {report['generated']}.", ""]
-    out += [f"- {line}" for line in _summary_lines(report)] + [""]
-    out += ["## Verification metrics", "", "| arm | test set | metric | value [95% CI] | difference from baseline [95% CI] |", "| --- | --- | --- | --- | --- |"]
-    for r in report["table"]:
-        note = " (too few impostor pairs to read this FAR)" if r["coarse"] else ""
-        out.append(f"| {r['arm']} | {r['test_set']} | {r['metric']} | {r['value']}{note} | {r['difference']} |")
-    out += ["", "ROC curves: `roc_celeba.png`, `roc_lfw.png` (and embedded in report.html).", "", "## Editors", ""]
+def comparison_rows(report: dict) -> list[dict]:
+    """Every paired difference: vs the no-edit control first, then vs the baseline."""
+    res = report["results"]
+    rows = []
+    for family, source in (("vs no-edit control", "control_differences"), ("vs baseline", "differences")):
+        for arm, by_set in res.get(source, {}).items():
+            for name, by_metric in by_set.items():
+                for metric, d in by_metric.items():
+                    rows.append({"family": family, "arm": arm, "reference": d["reference"], "pair_set": name, "metric": metric,
+                                 "difference": fmt_diff(d), "verdict": d["verdict"],
+                                 "adjusted_verdict": d.get("adjusted_verdict", d["verdict"]),
+                                 "p": None if d["p_value"] is None else round(d["p_value"], 4),
+                                 "adjusted_p": None if d.get("adjusted_p") is None else round(d["adjusted_p"], 4),
+                                 "mdd": round(d["mdd"], 4)})
+    return rows
+
+
+def write_report(run_dir: str | Path) -> dict:
+    """Write report.json, report.md and report.html into `run_dir`; returns the report dict."""
+    from recognition.report_html import figures, page
+
+    run_dir = Path(run_dir)
+    report = collect(run_dir)
+    report["headline"] = headline(report)
+    report["summary"] = summary_lines(report)
+    report["tables"] = protocol_tables(report)
+    report["comparisons_table"] = comparison_rows(report)
+    pictures = figures(report)
+    for name, data in pictures.items():
+        (run_dir / f"{name}.png").write_bytes(data)
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (run_dir / "report.md").write_text(markdown(report, sorted(pictures)))
+    (run_dir / "report.html").write_text(page(report, pictures, run_dir))
+    return report
+
+
+def markdown(report: dict, figure_names: list[str]) -> str:
+    out = [f"# faceaug report — {report['run_dir']}", "", f"Generated {report['generated']}.", "", "## Answer", ""]
+    out += [f"- {line}" for line in report["summary"]] + [""]
+    if report["headline"]:
+        out += ["| arm | editor | pairs | Δ AUC vs no-edit control [95% CI] | verdict (Holm) | uncorrected | MDD | share of true edit's gain | Δ vs baseline |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        out += [f"| {r['arm']} | {r['editor']} | {r['pair_set']} | {r['difference']} | {r['adjusted_verdict']} | {r['verdict']} | "
+                f"±{r['mdd']:.4f} | {r['positive_control_fraction']} | {r['vs_baseline']} |" for r in report["headline"]]
+    for t in report["tables"]:
+        info = t["info"]
+        out += ["", f"## {t['pair_set']}", "", f"{info['description']}: {info['genuine']} genuine and {info['impostors']} impostor pairs"
+                + (f", {info['identities']} identities" if info.get("identities") else "") + "."]
+        if info.get("note"):
+            out.append(f"**{info['note']}**")
+        if t["rows"]:
+            out += ["", "| " + " | ".join(t["columns"]) + " |", "|" + "---|" * len(t["columns"])]
+            out += ["| " + " | ".join(row.get(c, "") for c in t["columns"]) + " |" for row in t["rows"]]
+    out += ["", "## Every comparison", "", "| family | arm | reference | pairs | metric | difference [95% CI] | verdict | Holm | p | adj. p | MDD |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['family']} | {r['arm']} | {r['reference']} | {r['pair_set']} | {r['metric']} | {r['difference']} | {r['verdict']} | "
+            f"{r['adjusted_verdict']} | {r['p']} | {r['adjusted_p']} | {r['mdd']} |" for r in report["comparisons_table"]]
+    out += ["", "Figures: " + ", ".join(f"`{n}.png`" for n in figure_names) + " (embedded in report.html).", "", "## Editors", ""]
     for name, e in report["editors"].items():
-        ev = e["evaluation"]
-        if not ev:
-            out.append(f"- {name}: not evaluated")
-            continue
-        out.append(f"- {name}: added {_rate(ev['added'])}, removed {_rate(ev['removed'])}; "
-                   f"change outside region {ev['preservation'].get('mean_abs_change_outside_region', float('nan')):.4f}; "
-                   f"mask mass inside region {ev.get('mask', {}).get('mass_inside_region', float('nan')):.3f}; "
-                   f"judge accuracy {ev['judge_balanced_accuracy_on_real_test']:.3f}")
+        out.append(f"- {name}: {editor_line(e)}")
     if report.get("comparisons"):
         from editing.compare import comparison_markdown
 
         out += ["", "## Editors compared (`faceaug editors compare`)", ""]
         for attribute, summary in report["comparisons"].items():
             out += [comparison_markdown(summary), f"Grid: `compare/{attribute}/grid.png`.", ""]
-    out += ["", "## Software", "", "```", json.dumps(report["software"], indent=2), "```", "", "## Config", "", "```json", json.dumps(report["config"], indent=2), "```", ""]
+    out += ["", "## Software", "", "```", json.dumps(report["software"], indent=2), "```", "", "## Config", "", "```json",
+            json.dumps(report["config"], indent=2), "```", ""]
     return "\n".join(out)
 
 
-def _rate(d: dict) -> str:
+def editor_line(e: dict) -> str:
+    """One editor's measured quality in a sentence."""
+    ev = e.get("evaluation")
+    if not ev:
+        return "not evaluated"
+    parts = [f"added {_rate(ev.get('added'))}", f"removed {_rate(ev.get('removed'))}"]
+    p = ev.get("preservation", {})
+    if "mean_abs_change_outside_region" in p:
+        parts.append(f"change outside / inside the true region {p['mean_abs_change_outside_region']:.4f} / {p['mean_abs_change_inside_region']:.4f}")
+    if ev.get("mask"):
+        parts.append(f"mask mass inside the region {ev['mask']['mass_inside_region']:.3f}")
+    truth = ev.get("counterfactual_error")
+    if truth:
+        parts.append(f"error to the true edit inside the region {truth['editor']['inside']['mae']:.4f} "
+                     f"({100 * truth['ratio_inside']:.0f}% of doing nothing's {truth['no_edit']['inside']['mae']:.4f})")
+    ident = e.get("identity")
+    if ident:
+        parts.append(f"identity cos(face, edit) {ident['original_vs_edited']:.3f}")
+    parts.append(f"judge balanced accuracy {ev['judge_balanced_accuracy_on_real_test']:.3f}")
+    return "; ".join(parts)
+
+
+def _rate(d: dict | None) -> str:
     if not d or d.get("success_rate") is None:
         return "n/a"
     lo, hi = d["success_ci95"]
     return f"{d['success_rate']:.1%} [{lo:.1%}, {hi:.1%}] of {d['images']}"
-
-
-def _comparisons_html(report: dict, run_dir: Path) -> str:
-    """`faceaug editors compare` results: per attribute, every editor's table row and the side-by-side grid."""
-    if not report.get("comparisons"):
-        return ""
-    from editing.compare import COMPARISON_COLUMNS, comparison_rows, comparison_title
-
-    esc = html.escape
-    parts = ["<h2>Editors compared</h2><p class='cap'>Same held-out faces, same judge, same budget; each edit next to its "
-             "|residual| (like the paper's Figs. 4-7). Success is judged toward the flipped label.</p>"]
-    for attribute, summary in report["comparisons"].items():
-        head = "".join(f"<th>{esc(c)}</th>" for c in COMPARISON_COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in comparison_rows(summary))
-        grid = run_dir / "compare" / attribute / "grid.png"
-        pic = _img(grid.read_bytes(), f"{attribute}: editors side by side") if grid.exists() else ""
-        parts.append(f"<h3>{esc(comparison_title(summary))}</h3><table><tr>{head}</tr>{body}</table>{pic}")
-    return "".join(parts)
-
-
-def _html(report: dict, figures: dict, run_dir: Path) -> str:
-    esc = html.escape
-    rows = []
-    for r in report["table"]:
-        cls = {"gain": "gain", "loss": "loss"}.get(r["verdict"], "")
-        note = ' <span class="note">too few impostor pairs to read this FAR</span>' if r["coarse"] else ""
-        rows.append(f"<tr><td>{esc(r['arm'])}</td><td>{esc(r['test_set'])}</td><td>{esc(r['metric'])}</td>"
-                    f"<td>{esc(r['value'])}{note}</td><td class='{cls}'>{esc(r['difference'])}</td></tr>")
-    editors = []
-    for name, e in report["editors"].items():
-        ev = e["evaluation"]
-        grid = run_dir / "editors" / name / "evaluation.png"
-        pic = _img(grid.read_bytes(), f"{name} edits") if grid.exists() else ""
-        if ev:
-            stats = (f"added {_rate(ev['added'])}; removed {_rate(ev['removed'])}; change outside the true region "
-                     f"{ev['preservation'].get('mean_abs_change_outside_region', float('nan')):.4f}, inside "
-                     f"{ev['preservation'].get('mean_abs_change_inside_region', float('nan')):.4f}; mask mass inside region "
-                     f"{ev.get('mask', {}).get('mass_inside_region', float('nan')):.3f}, IoU@{ev.get('mask', {}).get('threshold', 0.5)} "
-                     f"{ev.get('mask', {}).get('iou_at_threshold', float('nan')):.3f}; judge balanced accuracy on real test images "
-                     f"{ev['judge_balanced_accuracy_on_real_test']:.3f}")
-        else:
-            stats = "not evaluated"
-        editors.append(f"<h3>{esc(name)}</h3><p>{esc(stats)}</p><p class='cap'>columns: original | edited toward the flipped label | "
-                       f"attention mask | |residual| | true region</p>{pic}")
-    summary = "".join(f"<li>{esc(line)}</li>" for line in _summary_lines(report))
-    compared = _comparisons_html(report, run_dir)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>faceaug report</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
-th{{background:#f3f3f3}} .gain{{color:#0a0;font-weight:600}} .loss{{color:#c00;font-weight:600}}
-.note{{color:#a60;font-size:11px}} .cap{{color:#666;font-size:12px}} img{{max-width:100%}} pre{{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}}
-.figs{{display:flex;gap:1em;flex-wrap:wrap}}
-</style></head><body>
-<h1>faceaug report</h1>
-<p>Run <code>{esc(report['run_dir'])}</code>, generated {esc(report['generated'])}.</p>
-<ul>{summary}</ul>
-<h2>ROC curves</h2>
-<div class="figs">{_img(figures['celeba'], 'ROC on CelebA-format test identities')}{_img(figures['lfw'], 'ROC on LFW')}</div>
-<h2>Metrics</h2>
-<p>A difference is called a gain or a loss only when its 95% interval excludes zero; otherwise "no measurable difference".</p>
-<table><tr><th>arm</th><th>test set</th><th>metric</th><th>value [95% CI]</th><th>difference from baseline [95% CI]</th></tr>
-{''.join(rows)}</table>
-<h2>Editing examples and editor quality</h2>
-{''.join(editors) or '<p>No editors in this run.</p>'}
-{compared}
-<h2>Data</h2><pre>{esc(json.dumps(report['data_summary'], indent=2))}</pre>
-<h2>Timings</h2><pre>{esc(json.dumps(report['timings'], indent=2))}</pre>
-<h2>Software</h2><pre>{esc(json.dumps(report['software'], indent=2))}</pre>
-<h2>Config</h2><pre>{esc(json.dumps(report['config'], indent=2))}</pre>
-</body></html>
-"""

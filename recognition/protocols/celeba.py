@@ -20,5 +20,6 @@ class CelebATargetQuery(Protocol):
         targets, queries = celeba_targets(identities, self.cfg.evaluation.target_seed)
         q_ids, t_ids = identities[queries], identities[targets]
         labels = (q_ids[:, None] == t_ids[None, :]).ravel()
-        groups = np.repeat(q_ids, t_ids.size)  # the query identity: the resampling unit
+        # the resampling clusters: the identities of the query and of the target
+        groups = np.stack([np.repeat(q_ids, t_ids.size), np.tile(t_ids, q_ids.size)], 1)
         return {self.name: PairSet("celeba", labels, groups, grid=(queries, targets), description=self.title)}

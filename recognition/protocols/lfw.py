@@ -25,4 +25,8 @@ class LFWPairs(Protocol):
         right = np.fromiter((index[p.right] for p in pairs), dtype=np.int64, count=len(pairs))
         labels = np.fromiter((bool(p.same) for p in pairs), dtype=bool, count=len(pairs))
         folds = np.fromiter((int(p.fold) for p in pairs), dtype=np.int64, count=len(pairs))
-        return {self.name: PairSet("lfw", labels, None, left=left, right=right, folds=folds, description=self.title)}
+        # pairs share people: the resampling clusters are the two people of each pair
+        person = np.unique([rel.split("/", 1)[0] for rel in index], return_inverse=True)[1]
+        person_of = dict(zip(index, person))
+        groups = np.asarray([[person_of[p.left], person_of[p.right]] for p in pairs], dtype=np.int64)
+        return {self.name: PairSet("lfw", labels, groups, left=left, right=right, folds=folds, description=self.title)}

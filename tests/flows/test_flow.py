@@ -48,8 +48,9 @@ SCRIPT = textwrap.dedent('''
     print("RESULT " + json.dumps(result))
 ''')
 
-# checkpoint_every=2: a kill at a verifier's 3rd step loses one uncheckpointed step to redo.
-BASE = {"verifier.threads": 1, "verifier.checkpoint_every": 2}
+# checkpoint_every=2: a kill at a verifier's 3rd step loses one uncheckpointed step to redo. The edited arm beside its
+# no-edit control, as every profile runs it.
+BASE = {"verifier.threads": 1, "verifier.checkpoint_every": 2, "verifier.arms": ["baseline", "aug-eyeglasses", "aug-eyeglasses@identity"]}
 
 
 def _flow(cwd, run, *extra, kill_at=None, **overrides):
@@ -94,12 +95,16 @@ def test_flow_end_to_end_reuse_and_bad_parameters(reference):
     assert result["report"].endswith("report.html")
     data = json.loads((run / "report.json").read_text())
     html = (run / "report.html").read_text()
-    assert set(data["results"]["arms"]) == {"baseline", "aug-eyeglasses"}
-    for row in data["table"]:
-        assert row["value"] in html  # the HTML's numbers are report.json's
-    # the run page carries the results table, the markdown summary, the report link and stage progress
+    assert set(data["results"]["arms"]) == {"baseline", "aug-eyeglasses", "aug-eyeglasses@identity"}
+    import html as htmllib
+
+    for table in data["tables"]:
+        for row in table["rows"]:
+            assert all(htmllib.escape(str(v)) in html for v in row.values())  # the HTML's numbers are report.json's
+    assert data["headline"] and data["headline"][0]["control"] == "aug-eyeglasses@identity"
+    # the run page carries the headline table, the markdown summary, the report link and stage progress
     assert set(result["artifact_types"]) >= {"table", "markdown", "progress"}
-    assert set(result["artifact_keys"]) >= {"verification-metrics", "results-summary", "report"}  # report: the link
+    assert set(result["artifact_keys"]) >= {"verification-headline", "results-summary", "report"}  # report: the link
     # re-running the same config reuses every finished stage (files, not only Prefect's database)
     assert result["reused"] and result["again"] == result["report"]
     # a bad override fails with the key named, before any task (nothing is written)

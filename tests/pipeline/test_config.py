@@ -15,9 +15,18 @@ def test_every_profile_loads(profile):
 def test_profiles_differ_where_they_should():
     tiny, demo, paper = load_config("tiny"), load_config("demo"), load_config("paper")
     assert tiny.data.image_size < demo.data.image_size < paper.data.image_size == 128
-    assert set(demo.editor.attributes) == {"eyeglasses", "mouth_slightly_open", "smiling", "no_beard"}
+    evidence = load_config("evidence")
+    assert set(evidence.editor.attributes) == {"eyeglasses", "mouth_slightly_open", "smiling", "no_beard"}
     assert demo.data.source == "synthetic" and paper.data.source == "celeba"
-    assert len(load_config("evidence").verifier.seeds) >= 3
+    assert len(evidence.verifier.seeds) >= 3
+    # every edited arm beside its no-edit control; on the synthetic benchmark also its positive control
+    for cfg in (demo, evidence, paper):
+        edited = [a for a in cfg.verifier.arms if a != "baseline" and "@" not in a]
+        assert edited and all(f"{a}@identity" in cfg.verifier.arms for a in edited)
+    assert all(f"aug-{a}@counterfactual" in evidence.verifier.arms for a in evidence.editor.attributes)
+    assert not any("counterfactual" in a for a in paper.verifier.arms)  # it exists only for the synthetic benchmark
+    # the editors' deviations from the paper stay off in the paper profile
+    assert paper.editor.select_every == 0 and paper.editor.sagan.cls_on_edits == 0 and paper.editor.sagan.identity_trains_mask
 
 
 def test_paper_profile_has_the_papers_hyperparameters():

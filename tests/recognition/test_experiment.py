@@ -4,55 +4,96 @@ import json
 
 import pytest
 
-from editing.augment import augment_stage
-from editing.train import train_editor
 from pipeline.config import load_config
-from pipeline.ingest import prepare_data
-from recognition.experiment import arm_sources, check_identities, evaluate_run, run_experiment
+from recognition.evaluation import evaluate_run
+from recognition.experiment import arm_sources, check_identities
 from recognition.report import write_report
 
 QUIET = lambda *_: None  # noqa: E731
 
 
+ARMS = ["baseline", "aug-eyeglasses", "aug-eyeglasses@identity", "aug-eyeglasses@counterfactual"]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """A tiny run with the edited arm, its no-edit control and its positive control, two seeds each."""
     import os
+
+    from flows.run import run_stage
+    from flows.stages import stage
 
     root = tmp_path_factory.mktemp("tinyrun")
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        cfg = load_config("tiny", {"output_dir": str(root / "run"), "workers": 2, "verifier": {"threads": 1}})
-        prepare_data(cfg, progress=QUIET)
-        train_editor(cfg, "eyeglasses", device="cpu", progress=QUIET)
-        augment_stage(cfg, "eyeglasses", device="cpu", progress=QUIET)
-        results = run_experiment(cfg, device="cpu", progress=QUIET)
+        cfg = load_config("tiny", {"output_dir": str(root / "run"), "workers": 2, "verifier": {"threads": 1, "arms": ARMS, "seeds": [0, 1]}})
+        for name in ("prepare data", "train editors", "augment", "train verifiers"):
+            run_stage(stage(name), cfg, QUIET)
+        results = evaluate_run(cfg, progress=QUIET)
         yield cfg, results
     finally:
         os.chdir(cwd)
 
 
-def test_results_cover_every_arm_metric_and_difference(tiny_run):
+def test_results_cover_every_arm_protocol_metric_and_comparison(tiny_run):
     cfg, results = tiny_run
-    assert set(results["arms"]) == {"baseline", "aug-eyeglasses"}
-    assert results["budget"] == "equal_steps" and results["steps"] == cfg.verifier.steps
+    assert set(results["arms"]) == set(ARMS)
+    assert results["budget"] == "equal_steps" and results["steps"] == cfg.verifier.steps and results["seeds"] == [0, 1]
+    protocols = results["protocols"]
+    assert {"celeba", "lfw"} <= set(protocols)
+    # the cross-attribute protocol: differ / agree sets for every edited attribute, on both test sets
+    for attribute in ("eyeglasses", "mouth_slightly_open", "smiling", "no_beard"):
+        for split in ("differ", "agree"):
+            assert f"celeba-cross/{attribute}/{split}" in protocols
+            assert f"lfw-cross/{attribute}/{split}" in protocols
+    scored = [name for name, info in protocols.items() if "note" not in info]
+    assert any(name.startswith("celeba-cross/") for name in scored) and any(name.startswith("lfw-cross/") for name in scored)
+    for name, info in protocols.items():
+        assert set(info["resolvable"]) == {"auc", "eer", "tar@far=0.001", "tar@far=0.01"}
+        assert ("note" in info) == (name not in results["arms"]["baseline"]["protocols"])  # too few pairs: said, not scored
     for arm, r in results["arms"].items():
         assert all(t["steps"] == cfg.verifier.steps for t in r["training"])  # equal compute across arms
-        for test_set in ("celeba", "lfw"):
-            for name in ("auc", "eer", "tar@far=0.001", "tar@far=0.01"):
-                m = r[test_set]["metrics"][name]
-                assert m["ci_low"] <= m["mean"] <= m["ci_high"] or m["mean"] is None
-            assert len(r[test_set]["roc"]["tar_mean"]) == len(results["far_grid"])
-        assert 0 <= r["lfw_10fold"]["accuracy_mean"] <= 1
-    d = results["differences"]["aug-eyeglasses"]["celeba"]["auc"]
-    assert d["verdict"] in ("gain", "loss", "no measurable difference")
+        for name, entry in r["protocols"].items():
+            for metric, m in entry["metrics"].items():
+                assert m["ci_low"] <= m["mean"] <= m["ci_high"] and len(m["seed_values"]) == 2
+            assert len(entry["roc"]["tar_mean"]) == len(results["far_grid"])
+        assert 0 <= r["protocols"]["lfw"]["tenfold"]["accuracy_mean"] <= 1
+
+
+def test_edits_are_compared_with_their_no_edit_control_with_holm_and_mdd(tiny_run):
+    _, results = tiny_run
+    # the run's editor (sagan) and the positive control each get their no-edit control; the control itself does not
+    assert set(results["control_differences"]) == {"aug-eyeglasses", "aug-eyeglasses@counterfactual"}
+    assert set(results["differences"]) == set(ARMS) - {"baseline"}
+    d = results["control_differences"]["aug-eyeglasses"]["celeba"]["auc"]
+    assert d["reference"] == "aug-eyeglasses@identity" and d["kind"] == "vs no-edit control"
+    assert d["mdd"] > 0 and d["verdict"] in ("gain", "loss", "no measurable difference")
     assert (d["verdict"] == "no measurable difference") == (d["ci_low"] <= 0 <= d["ci_high"])
+    assert d["adjusted_p"] >= d["p_value"] and d["adjusted_verdict"] in ("gain", "loss", "no measurable difference")
+    family = [c for by_set in results["control_differences"].values() for by_metric in by_set.values() for c in by_metric.values()
+              if c["p_value"] is not None]
+    assert results["multiple_comparisons"]["families"]["edits vs no-edit control"] == len(family)
+    smallest = min(family, key=lambda c: c["p_value"])
+    assert smallest["adjusted_p"] == pytest.approx(min(1.0, len(family) * smallest["p_value"]))  # Holm's first step
+    for c in family:
+        if c["adjusted_verdict"] != "no measurable difference":
+            assert c["adjusted_p"] < 0.05
+    f = results["positive_control_fraction"]["aug-eyeglasses"]["celeba"]["auc"]
+    assert (f["fraction"] is None) == bool(f["note"])
+    # a FAR level the impostors cannot resolve is never called
+    for by_set in results["control_differences"].values():
+        for name, by_metric in by_set.items():
+            for metric, c in by_metric.items():
+                if not results["protocols"][name]["resolvable"][metric]:
+                    assert c["verdict"] == "not resolvable" and c["p_value"] is None
 
 
 def test_arms_use_the_right_data(tiny_run):
     cfg, _ = tiny_run
     assert arm_sources(cfg, "baseline")[0][0].endswith("shards/originals")
     assert arm_sources(cfg, "aug-eyeglasses")[0][0].endswith("shards/aug-eyeglasses")
+    assert arm_sources(cfg, "aug-eyeglasses@counterfactual")[0][0].endswith("shards/aug-eyeglasses@counterfactual")
     with pytest.raises(ValueError, match="smiling"):
         arm_sources(cfg, "aug-smiling")  # not an attribute of this run
 
@@ -73,39 +114,49 @@ def test_identity_overlap_is_an_error(tiny_run, tmp_path):
         check_identities(bad, "baseline")
 
 
-def test_report_numbers_match_report_json(tiny_run):
-    cfg, results = tiny_run
-    report = write_report(cfg.output_dir)
-    html = (cfg.output_dir / "report.html").read_text()
-    data = json.loads((cfg.output_dir / "report.json").read_text())
-    assert data["results"] == results
-    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # opens offline
-    assert html.count("data:image/png;base64,") >= 2  # both ROC figures embedded
+def test_report_answers_first_and_every_number_comes_from_results(tiny_run):
     import html as htmllib
 
-    for row in report["table"]:
-        assert row["value"] in html  # every number in the table is the JSON's
-        if row["difference"]:
-            # the difference with its verdict, in a cell styled by that verdict
-            cls = {"gain": "gain", "loss": "loss"}.get(row["verdict"], "")
-            assert f"<td class='{cls}'>{htmllib.escape(row['difference'])}</td>" in html
-            assert row["difference"].endswith(row["verdict"])
-    assert "Multiple comparisons:" in html
+    cfg, results = tiny_run
+    report = write_report(cfg.output_dir)
+    page = (cfg.output_dir / "report.html").read_text()
+    md = (cfg.output_dir / "report.md").read_text()
+    data = json.loads((cfg.output_dir / "report.json").read_text())
+    assert data["results"] == results
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page  # opens offline
+    # the headline: each edited arm vs its no-edit control on the standard and crossing pairs, from results.json
+    heads = report["headline"]
+    assert {h["arm"] for h in heads} == {"aug-eyeglasses", "aug-eyeglasses@counterfactual"}
+    for h in heads:
+        d = results["control_differences"][h["arm"]][h["pair_set"]]["auc"]
+        assert h["difference"] == f"{d['diff_mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+        assert h["adjusted_verdict"] == d["adjusted_verdict"] and h["mdd"] == d["mdd"]
+        assert htmllib.escape(h["difference"]) in page and h["difference"] in md
+    assert {"celeba", "lfw"} <= {h["pair_set"] for h in heads}
+    assert all(line in md for line in report["summary"])
+    assert "would have been seen" in " ".join(report["summary"])  # every verdict comes with its detectable difference
+    # one compact table per pair set, its cells the estimates
+    table = next(t for t in report["tables"] if t["pair_set"] == "celeba")
+    assert [row["arm"] for row in table["rows"]] == ARMS and "auc" in table["columns"]
+    m = results["arms"]["baseline"]["protocols"]["celeba"]["metrics"]["auc"]
+    assert table["rows"][0]["auc"] == f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+    assert htmllib.escape(table["rows"][0]["auc"]) in page
+    # every comparison row, with its verdict in a cell styled by that verdict
+    for row in report["comparisons_table"]:
+        cls = {"gain": "gain", "loss": "loss"}.get(row["verdict"])
+        assert (f"<td class='{cls}'>" if cls else "<td>") + f"{htmllib.escape(row['verdict'])}</td>" in page
+    assert page.count("data:image/png;base64,") >= 3  # ROC figures and the forest plot, embedded
+    assert (cfg.output_dir / "forest.png").exists() and (cfg.output_dir / "roc_celeba.png").exists()
 
 
-def test_multiplicity_counts_every_paired_difference():
-    from recognition.report import multiplicity
+def test_one_seed_reports_too_few_seeds_instead_of_verdicts():
+    from recognition.report import summary_lines
 
-    def d(verdict):
-        return {"verdict": verdict}
-
-    results = {"confidence": 0.95, "differences": {
-        "aug-a": {"celeba": {"auc": d("gain"), "eer": d("no measurable difference")}, "lfw": {"auc": d("loss"), "eer": d("no measurable difference")}},
-        "aug-b": {"celeba": {"auc": d("no measurable difference"), "eer": d("no measurable difference")},
-                  "lfw": {"auc": d("no measurable difference"), "eer": d("no measurable difference")}}}}
-    m = multiplicity(results)
-    assert m["comparisons"] == 8 and m["expected_by_chance"] == pytest.approx(0.4)
-    assert m["called"] == ["aug-a celeba auc (gain)", "aug-a lfw auc (loss)"]
+    results = {"seeds": [0], "confidence": 0.95, "power": 0.8, "method": "m", "budget": "equal_steps", "steps": 5,
+               "arms": {}, "control_differences": {}, "differences": {}, "multiple_comparisons": {}}
+    lines = summary_lines({"results": results, "config": {}})
+    assert any("Only 1 seed" in line and "too few seeds for a verdict" in line for line in lines)
+    assert any("no-edit control" in line for line in lines)
 
 
 def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
@@ -128,6 +179,8 @@ def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
     assert "mask" in rows["sagan"] and "mask" not in rows["stargan"]  # stargan has no mask to score
     assert all(r["edit_images_per_s"] > 0 for r in rows.values())
     directory = cfg.output_dir / "compare" / "eyeglasses"
+    assert rows["sagan"]["counterfactual_error"]["ratio_inside"] > 0  # measured against the true edit
+    assert rows["identity"]["counterfactual_error"]["ratio_inside"] == pytest.approx(1.0)  # doing nothing: all of it missing
     grid = Image.open(directory / "grid.png")
     assert grid.width == 32 * len(out["grid_columns"]) == 32 * (1 + 2 * 3)
     md = (directory / "compare.md").read_text()

@@ -1,0 +1,108 @@
+"""Choosing an editor's checkpoint on validation faces, never on the test faces.
+
+The run's validation identities (the `valid` split: the official partition, or `data.valid_identities`
+carved out of the paper split's training identities) are disjoint from both the identities editors
+train on and the held-out test identities that the final scores use. Every `editor.select_every`
+iterations the trainer writes its current weights, loads them as the editor a stage would use, and
+this validator scores it on up to `editor.valid_images` validation faces:
+
+* attribute success both ways, by the run's independent judge (`editing.judge`);
+* mean absolute change outside the attribute's true region (synthetic benchmark);
+* the error to the true counterfactual inside the region, as a share of doing nothing's
+  (`editing.counterfactual`), where the benchmark has one.
+
+Criterion (`rank`, larger is better): first whether the change outside the region stays within
+`PRESERVATION_LIMIT` (the target), then the weaker direction's success (both ways must work), then a
+smaller error to the true edit. The best checkpoint becomes the editor; the whole curve of scores is
+written beside it (selection.json) and shown in the report. With `editor.patience` > 0, training stops
+after that many scorings without improvement.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from editing.evaluate import counterfactual_error, region_masks, success_by_direction
+from editing.originals import Originals, load_originals
+from pipeline.images import batch_to_model_range
+from pipeline.layout import RunLayout
+
+PRESERVATION_LIMIT = 0.02  # mean absolute change outside the true region ([-1, 1] scale): the editors' target
+CRITERION = ("change outside the true region <= 0.02 first, then the weaker direction's success (judge), "
+             "then the smaller error to the true counterfactual")
+
+
+class Validator:
+    """Scores an editor on the run's validation faces (module docstring)."""
+
+    def __init__(self, faces: Originals, judge, truth: Callable | None = None, batch_size: int = 64):
+        self.faces = faces
+        self.judge = judge
+        self.truth = truth
+        self.batch_size = batch_size
+        self.original = batch_to_model_range(faces.images)
+        self._true: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def for_run(cls, cfg, progress: Callable[[str], None] = print) -> "Validator":
+        from editing.counterfactual import truth_for
+        from editing.evaluate import get_judge
+
+        faces = load_originals([RunLayout(cfg).originals], "valid", limit=cfg.editor.valid_images)
+        progress(f"editor checkpoints are chosen on {len(faces.images)} validation faces of "
+                 f"{len(set(faces.identities.tolist()))} identities (split 'valid')")
+        return cls(faces, get_judge(cfg, progress), truth_for(cfg))
+
+    def _true_edit(self, attribute: str, target: torch.Tensor) -> torch.Tensor:
+        if attribute not in self._true:  # the truth does not change between checkpoints: render it once
+            sources, size = self.faces.source_ids, self.faces.images.shape[-1]
+            self._true[attribute] = torch.cat([self.truth(sources[i: i + self.batch_size], attribute, target[i: i + self.batch_size], size)
+                                               for i in range(0, len(sources), self.batch_size)])
+        return self._true[attribute]
+
+    @torch.inference_mode()
+    def score(self, editor, attribute: str) -> dict:
+        """One editor on one attribute: success both ways, change outside the region, error to the true edit."""
+        labels = self.faces.labels(attribute)
+        target = 1 - labels
+        sources = self.faces.source_ids
+        edited = torch.cat([editor.apply(self.original[i: i + self.batch_size], target[i: i + self.batch_size],
+                                         sources[i: i + self.batch_size]).images.float()
+                            for i in range(0, len(labels), self.batch_size)])
+        p = torch.cat([self.judge.predict(edited[i: i + 256], attribute) for i in range(0, len(labels), 256)])
+        success = success_by_direction(p, labels)
+        out = {"added": success["added"]["success_rate"], "removed": success["removed"]["success_rate"],
+               "faces": {d: success[d]["images"] for d in ("added", "removed")}}
+        if self.faces.regions is not None:
+            region = region_masks(self.faces.regions, attribute)
+            change = (edited - self.original).abs().mean(dim=1, keepdim=True)
+            out["outside_change"] = (change * ~region).sum().item() / max((~region).sum().item(), 1)
+            if self.truth is not None:
+                out["counterfactual_ratio"] = counterfactual_error(edited, self.original, self._true_edit(attribute, target), region)["ratio_inside"]
+        return out
+
+    def score_all(self, editor, attributes: list[str]) -> dict:
+        """Scores per attribute (a multi-attribute editor is rebound to each), and the summary `rank` compares."""
+        per = {}
+        for attribute in attributes:
+            bound = editor.for_attribute(attribute) if hasattr(editor, "for_attribute") else editor
+            per[attribute] = self.score(bound, attribute)
+        return {"attributes": per, **summarise(per)}
+
+
+def summarise(per: dict[str, dict]) -> dict:
+    successes = [s for scores in per.values() for s in (scores["added"], scores["removed"]) if s is not None]
+    outside = [scores["outside_change"] for scores in per.values() if "outside_change" in scores]
+    ratios = [scores["counterfactual_ratio"] for scores in per.values() if "counterfactual_ratio" in scores]
+    return {"weaker_direction": min(successes) if successes else 0.0,
+            "outside_change": max(outside) if outside else None,
+            "counterfactual_ratio": sum(ratios) / len(ratios) if ratios else None}
+
+
+def rank(summary: dict) -> tuple:
+    """The criterion (module docstring) as a tuple: larger is better."""
+    preserved = summary["outside_change"] is None or summary["outside_change"] <= PRESERVATION_LIMIT
+    ratio = summary["counterfactual_ratio"]
+    return (preserved, round(summary["weaker_direction"], 6), -(ratio if ratio is not None else 0.0))

@@ -1,0 +1,115 @@
+"""Editor checkpoints are chosen on validation faces: identities disjoint from training and test."""
+
+import json
+
+import pytest
+import torch
+
+from pipeline.config import load_config
+
+QUIET = lambda *_: None  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import os
+
+    from pipeline.ingest import prepare_data
+
+    root = tmp_path_factory.mktemp("selection")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        cfg = load_config("tiny", {"output_dir": str(root / "run"), "workers": 1, "data.valid_identities": 4,
+                                   "editor.iterations": 6, "editor.select_every": 2, "editor.valid_images": 64,
+                                   "evaluation.judge_steps": 20})
+        summary = prepare_data(cfg, progress=QUIET)
+        yield cfg, summary
+    finally:
+        os.chdir(cwd)
+
+
+def test_the_paper_split_carves_validation_identities_out_of_training(run):
+    from pipeline.celeba import CelebA, paper_split
+    from pipeline.ingest import resolve_sources
+
+    cfg, summary = run
+    assert summary["valid"]["images"] > 0
+    split = paper_split(CelebA.open(resolve_sources(cfg, progress=QUIET).celeba_dir), test_identities=6, valid_identities=4)
+    split.check_disjoint()
+    assert len(split.valid_identities) == 4 and not split.valid_identities & (split.train_identities | split.test_identities)
+    plain = paper_split(CelebA.open(resolve_sources(cfg, progress=QUIET).celeba_dir), test_identities=6)
+    assert plain.train_identities == split.train_identities | split.valid_identities  # 0 keeps the paper's split
+
+
+def test_the_validator_scores_on_validation_identities_only(run):
+    from editing.selection import Validator
+    from pipeline.layout import RunLayout
+    from pipeline.shards import ShardStore
+
+    cfg, _ = run
+    validator = Validator.for_run(cfg, QUIET)
+    table = ShardStore(RunLayout(cfg).originals).read_table(columns=["identity", "split"])
+    by_split = {s: set() for s in ("train", "valid", "test")}
+    for ident, split in zip(table["identity"].to_pylist(), table["split"].to_pylist()):
+        by_split[split].add(ident)
+    faces = set(validator.faces.identities.tolist())
+    assert faces and faces <= by_split["valid"]
+    assert not faces & by_split["train"] and not faces & by_split["test"]
+
+
+def test_training_keeps_the_best_validated_checkpoint_and_writes_the_curve(run):
+    from editing.gan import WEIGHTS
+    from editing.selection import rank
+    from editing.train import train_editor
+    from pipeline.layout import RunLayout
+
+    cfg, _ = run
+    out = train_editor(cfg, "eyeglasses", device="cpu", progress=QUIET)
+    meta = json.loads((out / "editor.json").read_text())
+    curve = json.loads((out / "selection.json").read_text())["curve"]
+    assert [c["step"] for c in curve] == [2, 4, 6]
+    best = max(curve, key=rank)
+    assert meta["selection"]["best_step"] == best["step"] and meta["selection"]["best"] == {k: v for k, v in best.items() if k != "step"}
+    assert meta["selection"]["criterion"].startswith("change outside the true region")
+    chosen = torch.load(out / WEIGHTS, weights_only=True)["generator"]
+    kept = torch.load(out / "selection" / "best" / WEIGHTS, weights_only=True)["generator"]
+    assert all(torch.equal(chosen[k], kept[k]) for k in chosen)
+    # another selection setting is another editor: not reused
+    other = cfg.model_copy(update={"editor": cfg.editor.model_copy(update={"select_every": 3})})
+    with pytest.raises(ValueError, match="was trained with"):
+        train_editor(other, "eyeglasses", device="cpu", progress=QUIET)
+    assert RunLayout(cfg).editor_dir("eyeglasses") == out
+
+
+def test_patience_stops_training_after_scorings_without_improvement(run, tmp_path):
+    from editing.gan import CHECKPOINT
+    from editing.sagan import SaganTrainer
+    from pipeline.layout import RunLayout
+
+    cfg, _ = run
+
+    class Worsening:  # each scoring worse than the last: the first checkpoint stays the best
+        calls = 0
+
+        def score_all(self, editor, attributes):
+            Worsening.calls += 1
+            return {"attributes": {}, "weaker_direction": 1.0 / Worsening.calls, "outside_change": 0.0, "counterfactual_ratio": 0.5}
+
+    editor_cfg = cfg.editor.model_copy(update={"iterations": 8, "patience": 1})
+    trainer = SaganTrainer(attribute="eyeglasses", image_size=32, out_dir=tmp_path / "e", config=editor_cfg)
+    out = trainer.fit([RunLayout(cfg).originals], progress=QUIET, validator=Worsening())
+    meta = json.loads((out / "editor.json").read_text())
+    assert meta["selection"]["best_step"] == 2 and meta["selection"]["stopped_early_at"] == 4
+    assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 4 and Worsening.calls == 2
+
+
+def test_warmup_schedules_cls_on_edits():
+    from editing.sagan import scheduled
+    from pipeline.config import SaganParams
+
+    s = SaganParams(cls_on_edits=1.0, cls_on_edits_warmup=10)
+    assert scheduled(s, 0).cls_on_edits == 0 and scheduled(s, 10).cls_on_edits == 0
+    assert scheduled(s, 15).cls_on_edits == pytest.approx(0.5) and scheduled(s, 25).cls_on_edits == 1.0
+    plain = SaganParams(cls_on_edits=1.0)
+    assert scheduled(plain, 0) is plain
