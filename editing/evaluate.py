@@ -134,7 +134,11 @@ def evaluate_editor(
     if truth is not None and test.regions is not None:
         true = torch.cat([truth(sources[i : i + batch_size], attribute, target[i : i + batch_size], test.images.shape[-1])
                           for i in range(0, n, batch_size)])
-        out["counterfactual_error"] = counterfactual_error(edited, original, true, region_masks(test.regions, attribute))
+        region = region_masks(test.regions, attribute)
+        out["counterfactual_error"] = counterfactual_error(edited, original, true, region)
+        for direction, chosen in (("added", labels < 0.5), ("removed", labels > 0.5)):  # the truth of adding is one of many
+            if chosen.any():
+                out["counterfactual_error"][direction] = counterfactual_error(edited[chosen], original[chosen], true[chosen], region[chosen])
     if embed is not None:
         out["identity"] = identity_preservation(embed, original, edited, test.identities)
     return out | {"_edited": edited, "_mask": mask}

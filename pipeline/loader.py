@@ -222,16 +222,38 @@ class ShardImageDataset(IterableDataset):
             item[name] = value
         return item
 
-    def __iter__(self) -> Iterator[dict]:
+    def interleave(self, rank: int, world_size: int) -> "ShardImageDataset":
+        """Distributed training that must see the single-process sample stream: every rank walks the *whole*
+        stream in the same order (no split of units by rank) and decodes only the positions p with
+        p % world_size == rank, yielding None for the others (cheap placeholders that keep positions aligned).
+        The union of the ranks' samples at any stretch of the stream is then exactly the single-process one.
+        Needs num_workers=0 and flip=False (a flip would draw from the per-sample stream)."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        if self.flip:
+            raise ValueError("interleave needs flip=False: flipping draws per sample from the stream's generator")
+        self.take = (rank, world_size)
+        return self
+
+    def __iter__(self) -> Iterator[dict | None]:
         units, me = self._my_units()
         # Per-worker stream for the buffer and flips; distinct per worker, rank and epoch.
         rng = np.random.default_rng([self.seed, self.epoch, me, 1])
         files: dict = {}
+        take = getattr(self, "take", None)
+        position = 0
+
+        def emit(row: tuple):
+            nonlocal position
+            mine = take is None or position % take[1] == take[0]
+            position += 1
+            return self._item(row, rng) if mine else None
+
         try:
             if not self.shuffle:
                 for unit in units:
                     for row in self._read_unit(unit, files):
-                        yield self._item(row, rng)
+                        yield emit(row)
                 return
             # Shuffle buffer holding encoded rows (small); decode on the way out.
             buf: list[tuple] = []
@@ -242,9 +264,9 @@ class ShardImageDataset(IterableDataset):
                         continue
                     j = int(rng.integers(len(buf)))
                     out, buf[j] = buf[j], row
-                    yield self._item(out, rng)
+                    yield emit(out)
             for j in rng.permutation(len(buf)):
-                yield self._item(buf[j], rng)
+                yield emit(buf[j])
         finally:
             for f in files.values():
                 f.close()

@@ -39,16 +39,20 @@ def arm_sources(cfg: RunConfig, arm: str) -> list[tuple[str, tuple[str, ...] | N
     return [(layout.augmented(attribute, editor), None)]
 
 
-def train_arm(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None, progress: Callable[[str], None] = print) -> Path:
-    """Train (or resume, or reuse) one arm with one seed, after checking train/test identities are disjoint."""
+def train_arm(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None, progress: Callable[[str], None] = print,
+              dist=None) -> Path:
+    """Train (or resume, or reuse) one arm with one seed, after checking train/test identities are disjoint.
+    `dist` (`verifier.Distributed`): this process's rank in a torchrun job (recognition/train_ddp.py)."""
     from recognition.verifier import train_verifier
 
     check_identities(cfg, arm)
     out = RunLayout(cfg).verifier_dir(arm, seed)
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out)
+    if dist is None or dist.leader:
+        cfg.save(out)
     return train_verifier(sources=arm_sources(cfg, arm), cfg=cfg.verifier, image_size=cfg.data.image_size,
-                          out_dir=out, seed=seed, device=device, progress=lambda m: progress(f"{arm}/seed-{seed}: {m}"))
+                          out_dir=out, seed=seed, device=device, progress=lambda m: progress(f"{arm}/seed-{seed}: {m}"),
+                          dist=dist)
 
 
 def check_identities(cfg: RunConfig, arm: str) -> None:

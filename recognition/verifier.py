@@ -52,6 +52,7 @@ from pipeline.layout import VERIFIER_RECORD, VERIFIER_WEIGHTS
 from pipeline.precision import amp, autocast_dtype
 from pipeline.training_keys import check_key, config_key, keyed_when_set
 from recognition.backbones import make_backbone, small_input_for
+from recognition.distributed import Distributed, barrier, cross_rank_batchnorm, mean_over_ranks
 from recognition.heads import make_head
 
 CHECKPOINT = "checkpoint.pt"
@@ -132,7 +133,8 @@ def _dataset(sources: list[list], *, seed: int, image_size: int, split: str | No
 
 
 def _stream(ds, start_sample: int, workers: int):
-    """Samples (image, label) from the continuous epoch stream, starting at sample `start_sample`."""
+    """Samples (image, label) from the continuous epoch stream, starting at sample `start_sample`
+    (None where an interleaved dataset leaves a position to another rank)."""
     from torch.utils.data import DataLoader
 
     n = len(ds)
@@ -143,15 +145,31 @@ def _stream(ds, start_sample: int, workers: int):
         items = DataLoader(ds, batch_size=None, num_workers=workers) if workers else ds
         for k, item in enumerate(items):
             if k >= offset:
-                yield item["image"], item["label"]
+                yield None if item is None else (item["image"], item["label"])
         epoch, offset = epoch + 1, 0
 
 
 def _batches(ds, batch_size: int, start_step: int, workers: int):
+    """Full global batches of the stream; with an interleaved dataset (distributed training) each batch holds only
+    this rank's positions of the global batch."""
     stream = _stream(ds, start_step * batch_size, workers)
     while True:
-        images, labels = zip(*(next(stream) for _ in range(batch_size)))
+        mine = [item for item in (next(stream) for _ in range(batch_size)) if item is not None]
+        images, labels = zip(*mine)
         yield torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+
+
+class _Objective(nn.Module):
+    """Model and margin head as one module, so DistributedDataParallel keeps both consistent across ranks."""
+
+    def __init__(self, model: nn.Module, head: nn.Module):
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, autocast, device_type: str) -> torch.Tensor:
+        with amp(autocast, device_type):
+            emb = self.model(images)
+        return F.cross_entropy(self.head(emb.float(), labels), labels)  # margins and softmax in fp32
 
 
 # ---------------------------------------------------------------------------
@@ -169,8 +187,16 @@ def train_verifier(
     device: str | None = None,
     workers: int = 0,
     progress: Callable[[str], None] = print,
+    dist: Distributed | None = None,
 ) -> Path:
     """Train (or resume, or reuse) one verifier on the train split of `sources`; returns out_dir.
+
+    dist: this process's rank in a torchrun job (recognition/train_ddp.py, process group already initialised).
+    Every rank walks the same sample stream and takes its interleaved share of each global batch of
+    `cfg.batch_size` (so the ranks together see exactly the single-process batches); model and head are
+    wrapped together in DistributedDataParallel (their gradients are averaged, so every rank keeps the
+    same weights; BatchNorm normalises over the global batch, `recognition.distributed`);
+    rank 0 alone writes checkpoints and the finished model, which are the files the other stages read.
 
     sources: (shard store path, edit kinds to keep or None for all) per store, e.g.
     baseline [(originals, None)], aug-all [(originals, None), (aug-x, ("added", "removed")), ...].
@@ -182,6 +208,14 @@ def train_verifier(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     srcs = _norm_sources(sources)
     key = {"config": _training_key(cfg), "sources": srcs, "seed": seed, "image_size": image_size}
+    world = dist.world_size if dist else 1
+    if world > 1:  # not the single-process computation (BatchNorm per rank on CPUs): another training
+        key["world_size"] = world
+        if cfg.batch_size % world:
+            raise ValueError(f"verifier.batch_size {cfg.batch_size} does not split over {world} processes")
+        if workers:
+            raise ValueError("distributed training decodes in each rank's own process (workers=0)")
+    leader = dist is None or dist.leader
     tag = f"verifier[{out.name}]"
 
     # 0. Reuse a finished training with the same inputs; refuse to mix different ones.
@@ -199,6 +233,8 @@ def train_verifier(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ds = _dataset(srcs, seed=seed, image_size=image_size)
+    if world > 1:
+        ds.interleave(dist.rank, world)
     n = len(ds)
     if n < 2:
         raise ValueError(f"{srcs}: {n} training samples; need at least 2")
@@ -230,7 +266,18 @@ def train_verifier(
         progress(f"{tag}: {n} samples, {ds.num_classes} identities, {total} steps ({cfg.budget}), "
                  f"{cfg.arch} {'small-input stem' if small else 'ImageNet stem'} at {image_size} px on {dev}")
 
+    objective: nn.Module = _Objective(model, head)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # BatchNorm over the global batch: PyTorch's SyncBatchNorm on GPUs, ours on CPUs (it refuses CPU tensors)
+        objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective) if dev.type == "cuda" else cross_rank_batchnorm(objective)
+        objective = DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
+
     def checkpoint() -> None:
+        if not leader:
+            barrier(world)
+            return
         rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
         save_torch_atomic({
             "step": step, "model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
@@ -241,6 +288,7 @@ def train_verifier(
             "rng": rng, "workers": workers, "num_samples": n, "label_identities": label_identities,
             "losses": losses, "key": key, "arch": model.arch_args,
         }, out / CHECKPOINT)
+        barrier(world)
 
     # 2. Train: one full batch per step from the continuous epoch stream.
     autocast = autocast_dtype(cfg.precision, dev)
@@ -252,15 +300,13 @@ def train_verifier(
     started, start_step = time.perf_counter(), step
     while step < total:
         images, labels = next(batches)
-        flips = flip_mask(seed, step, len(images))
+        flips = flip_mask(seed, step, cfg.batch_size)[dist.rank::world] if world > 1 else flip_mask(seed, step, len(images))
         images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
         images = images.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = labels.to(dev, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, base_lr=cfg.lr, warmup=cfg.warmup_steps, total=total)
-        with amp(autocast, dev.type):
-            emb = model(images)
-        loss = F.cross_entropy(head(emb.float(), labels), labels)  # margins and softmax in fp32
+        loss = objective(images, labels, autocast, dev.type)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -269,7 +315,7 @@ def train_verifier(
 
         # 3. Log (syncing the device only here), checkpoint.
         if step % log_every == 0 or step == total:
-            losses.extend(torch.stack(pending).float().cpu().tolist())
+            losses.extend(mean_over_ranks(torch.stack(pending), world).float().cpu().tolist())
             pending.clear()
             elapsed = max(time.perf_counter() - started, 1e-9)
             rate = (step - start_step) * cfg.batch_size / elapsed
@@ -279,11 +325,14 @@ def train_verifier(
                      f"{rate:.1f} img/s eta {eta / 60:.1f} min")
         if step % cfg.checkpoint_every == 0 or step == total:
             if pending:
-                losses.extend(torch.stack(pending).float().cpu().tolist())
+                losses.extend(mean_over_ranks(torch.stack(pending), world).float().cpu().tolist())
                 pending.clear()
             checkpoint()
         faults.point("verifier-step")
     wall = time.perf_counter() - started
+    if not leader:  # rank 0 writes the finished model, which is what the other stages read
+        barrier(world)
+        return out
 
     # 4. The finished model and its record.
     save_torch_atomic({
@@ -302,6 +351,7 @@ def train_verifier(
         "sources": srcs, "seed": seed, "config": json.loads(cfg.model_dump_json()), "key": key,
     }, out / TRAINING_JSON)
     progress(f"{tag}: done, {total} steps, {samples} samples ({samples / n:.2f} epochs) -> {out / WEIGHTS}")
+    barrier(world)
     return out
 
 

@@ -1,7 +1,6 @@
 """Augmentation into shards: three samples per train image, provenance recorded, resumable without duplicates."""
 
 import numpy as np
-import torch
 
 from editing.augment import augment_attribute
 from editing.base import Editor, EditResult

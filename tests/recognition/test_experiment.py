@@ -181,6 +181,10 @@ def test_editors_compare_side_by_side_with_identity_preservation(tiny_run):
     directory = cfg.output_dir / "compare" / "eyeglasses"
     assert rows["sagan"]["counterfactual_error"]["ratio_inside"] > 0  # measured against the true edit
     assert rows["identity"]["counterfactual_error"]["ratio_inside"] == pytest.approx(1.0)  # doing nothing: all of it missing
+    present = [d for d in ("added", "removed") if rows["identity"][d]["images"]]  # the tiny test split may lack one
+    assert "added" in present
+    for direction in present:  # the same figure per direction (adding has many right answers, removing one)
+        assert rows["identity"]["counterfactual_error"][direction]["ratio_inside"] == pytest.approx(1.0)
     grid = Image.open(directory / "grid.png")
     assert grid.width == 32 * len(out["grid_columns"]) == 32 * (1 + 2 * 3)
     md = (directory / "compare.md").read_text()
