@@ -176,26 +176,25 @@ def shards() -> None:
 def shards_verify(directory, as_json):
     """Check every shard in DIRECTORY (or in each dataset under it) against its manifest entry.
 
-    Exits 1 on any mismatch, orphan or duplicate sample id.
+    Exits 1 on any mismatch, orphan, duplicate sample id, missing _manifest/ or a manifest.json that
+    disagrees with the entries; 2 when DIRECTORY does not exist or holds no shard dataset.
     """
-    from pipeline.shards import ShardStore
+    from pipeline.shards import ShardStore, find_datasets
 
-    root = Path(directory)
-    stores = [root] if (root / "_manifest").exists() or not root.is_dir() else sorted(p.parent for p in root.glob("*/_manifest"))
+    try:
+        stores = find_datasets(directory)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        _fail(exc)
     if not stores:
-        _fail(ValueError(f"{root}: no shard dataset (no _manifest/ folder) here or one level below"))
-    ok = True
-    results = {}
-    for path in stores:
-        report = ShardStore(str(path)).verify()
-        ok &= report.ok
-        results[str(path)] = report
+        _fail(ValueError(f"{directory}: no shard dataset (no _manifest/, manifest.json or .parquet files) here or one level below"))
+    results = {path: ShardStore(path).verify() for path in stores}
     if as_json:
-        click.echo(json.dumps({k: {"ok": r.ok, "shards": r.shards, "rows": r.rows, "problems": r.problems} for k, r in results.items()}, indent=2))
+        click.echo(json.dumps({k: {"ok": r.ok, "shards": r.shards, "rows": r.rows, "problems": r.problems,
+                                   "orphans": r.orphans} for k, r in results.items()}, indent=2))
     else:
         for path, report in results.items():
-            click.echo(f"{path}: {report.format()}")
-    sys.exit(0 if ok else 1)
+            click.echo(report.format())
+    sys.exit(0 if all(r.ok for r in results.values()) else 1)
 
 
 # ----------------------------------------------------------------------------- editors

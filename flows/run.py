@@ -10,11 +10,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from flows.stages import STAGES, Job, Progress, Stage, check_config, stage as stage_named
 from pipeline.atomic import write_json_atomic
 from pipeline.config import RunConfig
+from pipeline.ingest import worker_pool
 from pipeline.layout import RunLayout
 
 
@@ -34,8 +35,11 @@ def isolated(stage: Stage, job: Job, cfg: RunConfig):
     allowed children) the job runs in that process instead."""
     if mp.current_process().daemon:
         return in_worker(stage.name, cfg.model_dump_json(), job)
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(in_worker, stage.name, cfg.model_dump_json(), job).result()
+    with worker_pool(1, mp.get_context("spawn")) as pool:  # the worker dies with this process
+        try:
+            return pool.submit(in_worker, stage.name, cfg.model_dump_json(), job).result()
+        except BrokenProcessPool as exc:  # still a BrokenProcessPool: the Prefect flow retries it as transient
+            raise BrokenProcessPool(_died(stage, job, exc)) from None
 
 
 def parallel(stage: Stage, jobs: list[Job], cfg: RunConfig, workers: int) -> list:
@@ -43,15 +47,22 @@ def parallel(stage: Stage, jobs: list[Job], cfg: RunConfig, workers: int) -> lis
     cfg_json = cfg.model_dump_json()
     if workers <= 1 or len(jobs) <= 1:
         return [in_worker(stage.name, cfg_json, job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    with worker_pool(workers, mp.get_context("spawn")) as pool:  # workers die with this process
         futures = [(job, pool.submit(in_worker, stage.name, cfg_json, job)) for job in jobs]
         out = []
         for job, fut in futures:
             try:
                 out.append(fut.result())
+            except BrokenProcessPool as exc:  # kept as such: the Prefect flow retries it as transient
+                raise BrokenProcessPool(_died(stage, job, exc)) from None
             except Exception as exc:
                 raise RuntimeError(f"stage {stage.name!r} failed for {stage.label(job)}: {type(exc).__name__}: {exc}") from exc
         return out
+
+
+def _died(stage: Stage, job: Job, exc: BrokenProcessPool) -> str:
+    return (f"stage {stage.name!r}: a worker process died while running {stage.label(job)} (killed by a signal, "
+            f"e.g. out of memory: {exc}); finished work is kept, run again to resume")
 
 
 def run_stage(stage: Stage, cfg: RunConfig, progress: Progress = print, workers: int | None = None):

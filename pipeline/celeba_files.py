@@ -16,6 +16,7 @@ import contextlib
 import gc
 import os
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -57,13 +58,40 @@ def looks_like_image(name: str) -> bool:
     return name.endswith(_SUFFIXES_BOTH_CASES) or name.lower().endswith(IMAGE_SUFFIXES)
 
 
+def text_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as an annotation file, or None. Only os.stat is used: opening a FIFO
+    (or a device) for reading would block or never end, so anything but a regular file is refused."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            return "is a symlink to a missing file (dangling symlink)"
+        return f"file does not exist (expected {path})"
+    except OSError as exc:
+        return f"cannot read file ({exc.strerror or exc})"  # e.g. a symlink loop
+    except ValueError:
+        return "is not a valid file name (it contains a NUL byte)"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a FIFO, socket or device?)"
+    return None
+
+
+def is_dir_entry(entry: os.DirEntry) -> bool:
+    """entry.is_dir(), with an entry that cannot be stat'ed (a symlink loop) counted as a file: reading it
+    later reports the problem by name, under the bad-image policy, instead of a raw OSError here."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _read_lines(path: Path, problems: list[Problem]) -> list[str] | None:
     """The file's lines without trailing blank lines; None (and a problem) if unreadable."""
-    if not path.exists():
-        problems.append(Problem(path.name, None, f"file does not exist (expected {path})"))
-        return None
-    if path.is_dir():
-        problems.append(Problem(path.name, None, "is a directory, not a file"))
+    why = text_file_problem(path)
+    if why is not None:
+        problems.append(Problem(path.name, None, why))
         return None
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -178,7 +206,7 @@ def parse_two_columns(
         return {}, {}
     start, declared = 0, None
     first = lines[0].split()
-    if len(first) == 1 and first[0].lstrip("-").isdigit():
+    if len(first) == 1 and first[0].lstrip("-").isdigit() and first[0].isascii():  # "²".isdigit(), but int() refuses it
         start, declared = 1, int(first[0])
     elif first and not looks_like_image(first[0]):
         start = 1  # a header line such as "image_id identity"
@@ -270,7 +298,7 @@ def check_image_dir(image_dir: Path, listed: set[str]) -> list[Problem]:
     files, dirs = set(), set()
     with os.scandir(image_dir) as it:
         for entry in it:
-            (dirs if entry.is_dir() else files).add(entry.name)
+            (dirs if is_dir_entry(entry) else files).add(entry.name)
     problems = []
     if not any(looks_like_image(name) for name in files):
         problems.append(Problem(label, None, f"directory {image_dir} contains no images"))

@@ -12,12 +12,14 @@ object: the code that builds them passes plain arguments.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pipeline.attributes import EDITED_ATTRIBUTES
 
@@ -30,7 +32,36 @@ class ConfigError(ValueError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # allow_inf_nan=False: no setting means anything at infinity or NaN (`verifier.lr=.inf` is a typo).
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse what pydantic's lax mode would quietly convert: `true` for a number (read as 1), and
+        an empty string for a path (read as the current directory)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        kinds = _leaf_types(field.annotation)
+        if kinds and kinds <= {int, float, type(None)} and _has_bool(value):
+            raise ValueError("expected a number, not a boolean (true/false)")
+        if Path in kinds and isinstance(value, str) and not value.strip():
+            none = "; use null for none" if type(None) in kinds else ""
+            raise ValueError(f"must not be empty (an empty path would mean the current directory){none}")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set:
+    """The types an annotation is built from: int | None -> {int, NoneType}; tuple[int, ...] -> {int}."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, tuple):
+        return set().union(*(_leaf_types(a) for a in typing.get_args(annotation) if a is not Ellipsis))
+    return {annotation} if isinstance(annotation, type) else {object}
+
+
+def _has_bool(value: Any) -> bool:
+    return isinstance(value, bool) or isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value)
 
 
 class SyntheticStyle(_Frozen):
@@ -158,6 +189,15 @@ class VerifierConfig(_Frozen):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="training autocast; auto: bf16 on GPU, fp32 on CPU "
                                                         "(bf16 is 1.7x faster on CPUs with AVX-512 BF16: benchmarks/verifier_speed.py)")
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("at least one seed is needed")
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds are listed twice: {list(value)} (a repeated seed is the same run again)")
+        return value
+
     @field_validator("arms")
     @classmethod
     def _known_arms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -261,8 +301,28 @@ def parse_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> dict
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key.path=value")
-        flat[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        flat[key.strip()] = _yaml_value(key.strip(), raw) if raw.strip() else ""
     return _nest(flat)
+
+
+def _yaml_value(key: str, raw: str) -> Any:
+    """An override's value parsed with yaml.safe_load (which never runs code); errors name the key."""
+    try:
+        # An alias (*name) can repeat a structure exponentially ("billion laughs"); a --set value never needs one.
+        if any(isinstance(token, yaml.AliasToken) for token in yaml.scan(raw)):
+            raise ConfigError(f"override '{key}': the value {raw!r:.80} uses a YAML alias (*name); write the value out in full")
+        return yaml.safe_load(raw)
+    except ConfigError:
+        raise
+    except yaml.constructor.ConstructorError as exc:  # a tag such as !!python/object/apply:..., refused by safe_load
+        tag = f" {exc.problem.split('tag ')[-1]}" if exc.problem and "tag " in exc.problem else ""
+        raise ConfigError(f"override '{key}': the value {raw!r:.80} uses a YAML tag{tag} that is not allowed; "
+                          "give a plain value (number, string, list or mapping)") from None
+    except yaml.YAMLError as exc:
+        why = " ".join(str(exc).split())
+        raise ConfigError(f"override '{key}': the value {raw!r:.80} is not valid YAML ({why})") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a date that does not exist: 2001-02-30
+        raise ConfigError(f"override '{key}': the value {raw!r:.80} cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def load_config(
@@ -277,6 +337,8 @@ def load_config(
 
 
 def validate_config(data: Mapping[str, Any]) -> RunConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"invalid run config: expected a mapping of keys to values, found {type(data).__name__}")
     try:
         return RunConfig.model_validate(dict(data))
     except ValidationError as exc:
@@ -288,13 +350,20 @@ def read_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if path.is_dir():
         path = path / CONFIG_FILENAME
+    if path.exists() and not path.is_file():  # a FIFO would block the read
+        raise ConfigError(f"{path}: not a regular file")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no saved config there") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    return validate_config(data)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        return validate_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _explain(exc: ValidationError) -> str:
@@ -313,6 +382,8 @@ def _explain(exc: ValidationError) -> str:
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for key, value in flat.items():
+        if not isinstance(key, str):  # a YAML mapping value may have keys such as 1 or true
+            raise ConfigError(f"config key {key!r} is not a string")
         parts = key.split(".")
         node = nested
         for part in parts[:-1]:

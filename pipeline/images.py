@@ -9,7 +9,11 @@ normalized to [-1,1]").
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +22,12 @@ from PIL import Image, UnidentifiedImageError
 
 # Smaller images than this cannot hold a face worth editing; they are rejected.
 MIN_SIDE = 16
+# Larger ones are rejected before any pixel is decoded: a few-MB PNG can declare 30000x30000
+# pixels (a decompression bomb) and take gigabytes to decode. 8192x8192 is far above any face
+# dataset (CelebA 178x218, FFHQ 1024x1024) and below PIL's own warning threshold (~89 Mpx).
+MAX_PIXELS = 8192 * 8192
+# An image file larger than this is not read into memory at all.
+MAX_FILE_BYTES = 256 * 2**20
 
 
 class BadImageError(ValueError):
@@ -63,6 +73,7 @@ def decode_rgb(data: bytes, name: str, report: ImageReport | None = None) -> np.
         raise BadImageError(name, "file is empty")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            _check_declared_size(im.size, name)  # before decoding a single pixel
             im.load()  # forces a full decode: a truncated JPEG fails here, not later
             mode = im.mode
             if mode == "RGB":
@@ -84,10 +95,12 @@ def decode_rgb(data: bytes, name: str, report: ImageReport | None = None) -> np.
             arr = np.asarray(rgb, dtype=np.uint8)
     except BadImageError:
         raise
+    except Image.DecompressionBombError as exc:  # raised by Image.open itself, above 2x PIL's limit
+        raise _bomb(name, exc) from None
     except UnidentifiedImageError:
         raise BadImageError(name, "not a recognisable image file") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL reports truncation as OSError
-        raise BadImageError(name, f"cannot decode image ({exc})") from None
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:  # PIL reports truncation as OSError
+        raise BadImageError(name, f"cannot decode image ({type(exc).__name__}: {exc})") from None
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise BadImageError(name, f"decoded to unexpected shape {arr.shape}")
     h, w = arr.shape[:2]
@@ -97,17 +110,120 @@ def decode_rgb(data: bytes, name: str, report: ImageReport | None = None) -> np.
 
 
 def load_rgb(path: str | Path, report: ImageReport | None = None) -> np.ndarray:
-    """Read and decode one image file (see `decode_rgb`); a missing file raises BadImageError."""
-    path = Path(path)
+    """Read and decode one image file (see `decode_rgb` and `read_image_file`); bad files raise BadImageError."""
+    return decode_rgb(read_image_file(path), str(path), report)
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be an image file (missing, a dangling symlink, a symlink loop, a FIFO, socket,
+    device or directory, too large), or None for a regular file. Looks only at os.stat, never opens it."""
     try:
-        data = path.read_bytes()
+        st = os.stat(path)  # follows symlinks: a FIFO behind a symlink is still a FIFO
     except FileNotFoundError:
-        raise BadImageError(path, "file does not exist") from None
-    except IsADirectoryError:
-        raise BadImageError(path, "is a directory, not an image") from None
+        if os.path.lexists(path):
+            try:
+                target = f" to {os.readlink(path)!r}"
+            except OSError:  # replaced since the stat; the reason above still holds
+                target = ""
+            return f"is a symlink to a missing file (dangling symlink{target})"
+        return "file does not exist"
     except OSError as exc:
-        raise BadImageError(path, f"cannot read file ({exc})") from None
-    return decode_rgb(data, str(path), report)
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (too many levels of symbolic links)"
+        return f"cannot read file ({exc.strerror or exc})"
+    except ValueError:  # a NUL byte in the name (from an annotation file)
+        return "is not a valid file name (it contains a NUL byte)"
+    return _type_problem(st)
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of an image file that is a regular file of at most MAX_FILE_BYTES; BadImageError otherwise.
+
+    The type is checked with os.stat before opening, because opening a FIFO for reading blocks
+    until a writer appears (forever, in a dataset tree). The open itself is non-blocking and the
+    type is checked again on the open descriptor, so a file swapped for a FIFO in between is caught too.
+    """
+    why = file_problem(path)
+    if why is not None:
+        raise BadImageError(path, why)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise BadImageError(path, f"cannot open file ({exc.strerror or exc})") from None
+    try:
+        why = _type_problem(os.fstat(fd))
+        if why is not None:
+            raise BadImageError(path, why)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise BadImageError(path, f"cannot read file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:  # grew after the stat
+        raise BadImageError(path, f"file is larger than {MAX_FILE_BYTES // 2**20} MiB, too large for an image")
+    return data
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from an image file's header, without decoding its pixels; BadImageError for a bad file."""
+    data = read_image_file(path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            _check_declared_size(im.size, str(path))
+            return im.size
+    except BadImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise _bomb(path, exc) from None
+    except UnidentifiedImageError:
+        raise BadImageError(path, "not a recognisable image file") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadImageError(path, f"cannot read image header ({type(exc).__name__}: {exc})") from None
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """A region bitmask file (any mode, converted to 8-bit grayscale) as HxW uint8; BadImageError naming the file."""
+    data = read_image_file(path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            _check_declared_size(im.size, str(path))
+            return np.asarray(im.convert("L"), dtype=np.uint8)
+    except BadImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise _bomb(path, exc) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as exc:
+        raise BadImageError(path, f"cannot decode region mask ({type(exc).__name__}: {exc})") from None
+
+
+def _type_problem(st: os.stat_result) -> str | None:
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        if st.st_size > MAX_FILE_BYTES:
+            return f"file is {st.st_size / 2**20:.0f} MiB, larger than the {MAX_FILE_BYTES // 2**20} MiB an image may be"
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not an image"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "not a regular file")
+    return f"is {kind}, not a regular image file"
+
+
+def _check_declared_size(size: tuple[int, int], name: str) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise BadImageError(name, f"declares {w}x{h} = {w * h:,} pixels, more than the {MAX_PIXELS:,} an image may have "
+                                  "(a decompression bomb?); not decoded")
+
+
+def _bomb(name: str | Path, exc: Exception) -> BadImageError:
+    """PIL's own refusal (Image.open raises it above twice PIL's limit, before our check can run), reworded."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    return BadImageError(name, f"declares {declared}, more than the {MAX_PIXELS:,} an image may have "
+                               "(a decompression bomb?); not decoded")
 
 
 def center_square_crop(arr: np.ndarray, crop_fraction: float = 1.0) -> np.ndarray:
@@ -185,11 +301,14 @@ def decode_mask(data: bytes, name: str) -> np.ndarray:
         raise BadImageError(name, "region mask is empty")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            _check_declared_size(im.size, name)
             if im.mode != "L":
                 raise BadImageError(name, f"region mask has mode {im.mode}, expected 8-bit grayscale (L)")
             return np.asarray(im, dtype=np.uint8)
     except BadImageError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise _bomb(name, exc) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise BadImageError(name, f"cannot decode region mask ({exc})") from None
 

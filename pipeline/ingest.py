@@ -15,23 +15,92 @@ written twice and none lost.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from pipeline.attributes import CELEBA_ATTRIBUTES
 from pipeline.atomic import write_json_atomic
 from pipeline.config import RunConfig
 from pipeline.layout import RunLayout
-from pipeline.images import BadImageError, ImageReport, encode_png, load_rgb, preprocess, preprocess_regions
+from pipeline.images import BadImageError, ImageReport, encode_png, load_mask, load_rgb, preprocess, preprocess_regions
 
 SYNTH_DONE = "synth.json"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Initializer for every worker process the project starts: the worker is SIGKILLed when its parent dies.
+
+    A pool's workers wait on a queue whose pipe they hold both ends of, so after `kill -9` of the
+    run they would wait forever, reparented to PID 1. On Linux, prctl(PR_SET_PDEATHSIG) has the
+    kernel kill them instead. The signal is tied to the *thread* that forked the worker: pools are
+    created and used inside one `with` block, so that thread outlives its workers. Elsewhere (macOS)
+    this is a no-op. `parent_pid` closes the race of a parent that died before the prctl ran.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no usable libc (a static or exotic build): nothing to ask the kernel
+        return
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_pool(workers: int, mp_context=None) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process (see `die_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp_context, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+
+
+class CrashIsolatingPool:
+    """A worker pool (see `worker_pool`) whose `map` survives a worker dying.
+
+    A worker that dies (a decoder crashing on a hostile file, the out-of-memory killer) breaks the
+    whole pool. `map` then reruns that batch one job per fresh process: a job that kills its worker
+    again gets `crashed(job, reason)` as its result, so the culprit is reported by name and the rest
+    of the work is kept, instead of a BrokenProcessPool traceback. Use it as a context manager.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "CrashIsolatingPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def map(self, fn: Callable, jobs: list, crashed: Callable) -> list:
+        if self._pool is None:
+            self._pool = worker_pool(self.workers)
+        try:
+            return list(self._pool.map(fn, jobs, chunksize=max(1, len(jobs) // (self.workers * 4))))
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        results = []
+        for job in jobs:
+            try:
+                with worker_pool(1) as alone:
+                    results.append(alone.submit(fn, job).result())
+            except BrokenProcessPool as exc:
+                results.append(crashed(job, f"its worker process died while reading it ({exc}): a decoder crash "
+                                            "on this file, or the process was killed (out of memory?)"))
+        return results
 
 
 @dataclass(frozen=True)
@@ -63,24 +132,24 @@ def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> 
     return Sources(root / "celeba", root / "lfw")
 
 
-def _encode_one(args: tuple[str, str, int, float, str | None]) -> tuple[str, bytes | None, bytes | None, dict, str | None]:
+def _encode_one(args: tuple[str, str, int, float, str | None]) -> tuple[str, bytes | None, bytes | None, dict, tuple[str, str] | None]:
     """Worker: load, preprocess and PNG-encode one image (and its regions, if any).
 
-    Returns (key, png, regions_png, conversions, error)."""
+    Returns (key, png, regions_png, conversions, error), error = (bad file, reason) or None."""
     key, path, size, crop, regions_path = args
     report = ImageReport()
     try:
         arr = preprocess(load_rgb(path, report), size, crop)
+        regions = None
+        if regions_path is not None:
+            regions = encode_png(preprocess_regions(load_mask(regions_path), size, crop))
     except BadImageError as exc:
-        return key, None, None, report.converted, exc.reason
-    regions = None
-    if regions_path is not None:
-        from PIL import Image
-
-        with Image.open(regions_path) as im:
-            bits = np.asarray(im.convert("L"), dtype=np.uint8)
-        regions = encode_png(preprocess_regions(bits, size, crop))
+        return key, None, None, report.converted, (exc.path, exc.reason)
     return key, encode_png(arr), regions, report.converted, None
+
+
+def _encode_crashed(job: tuple, reason: str) -> tuple:
+    return job[0], None, None, {}, (job[1], reason)
 
 
 def ingest_rows(
@@ -107,23 +176,24 @@ def ingest_rows(
     done = skipped_shards = 0
     start = time.perf_counter()
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with CrashIsolatingPool(workers) as pool:
         for index, chunk in enumerate(shards):
             name = f"part-{index:05d}"
-            if store.has(name):  # finished before an interruption: not redone
+            # Reused only when its checksum verifies; a corrupted shard is reported and written again.
+            if store.has(name, progress=progress):
                 skipped_shards += 1
                 done += len(chunk)
                 continue
             jobs = [(it["sample_id"], it["path"], size, crop_fraction, it.get("regions_path")) for it in chunk]
-            results = list(pool.map(_encode_one, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+            results = pool.map(_encode_one, jobs, _encode_crashed)
             rows = []
             for item, (key, png, regions, converted, error) in zip(chunk, results):
                 for conversion, n in converted.items():
                     report.converted[conversion] = report.converted.get(conversion, 0) + n
                 if error is not None:
                     if on_bad_image == "error":
-                        raise BadImageError(item["path"], error)
-                    report.skipped.append((item["path"], error))
+                        raise BadImageError(*error)
+                    report.skipped.append(error)
                     continue
                 row = {k: v for k, v in item.items() if k not in ("path", "regions_path")}
                 row.update(image=png, image_format="png", height=size, width=size, regions=regions)

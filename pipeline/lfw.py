@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.celeba_files import is_dir_entry, text_file_problem
 from pipeline.errors import DatasetError, Problem
 from pipeline.images import ImageReport, load_rgb, preprocess
 
@@ -94,7 +95,7 @@ class LFW:
         if pairs is not None:
             pair_sets[PAIRS_FILE] = pairs
         for name in DEV_FILES:
-            if (root / name).exists():
+            if os.path.lexists(root / name):  # optional, but a dangling link to one is reported
                 dev, _ = _parse_pairs(root / name, problems, dev=True)
                 if dev is not None:
                     pair_sets[name] = dev
@@ -142,11 +143,11 @@ def list_images(image_dir: Path) -> tuple[set[str], list[Problem]]:
     files: set[str] = set()
     with os.scandir(image_dir) as people:
         for person in people:
-            if not person.is_dir():
+            if not is_dir_entry(person):
                 continue
             with os.scandir(person.path) as it:
                 for entry in it:
-                    if not entry.is_dir():
+                    if not is_dir_entry(entry):
                         files.add(f"{person.name}/{entry.name}")
     if not files:
         return files, [Problem(label, None, f"directory {image_dir} contains no images")]
@@ -156,10 +157,15 @@ def list_images(image_dir: Path) -> tuple[set[str], list[Problem]]:
 def _parse_pairs(path: Path, problems: list[Problem], *, dev: bool) -> tuple[list[Pair] | None, int]:
     """-> (pairs, folds). pairs.txt's header is '<folds> <P>', a dev file's is '<N>' (one fold)."""
     file = path.name
-    if not path.is_file():
-        problems.append(Problem(file, None, f"file does not exist (expected {path})"))
+    why = text_file_problem(path)
+    if why is not None:
+        problems.append(Problem(file, None, why))
         return None, 0
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        problems.append(Problem(file, None, f"cannot read file ({exc.strerror or exc})"))
+        return None, 0
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:

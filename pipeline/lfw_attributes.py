@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.errors import DatasetError, Problem
 
 ATTRIBUTES_FILE = "lfw_attributes.txt"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # The 73 columns of Kumar et al.'s file, in its order.
 LFW_ATTRIBUTE_NAMES: tuple[str, ...] = (
@@ -109,6 +110,9 @@ def parse_lfw_attributes(text: str, file: str = ATTRIBUTES_FILE) -> tuple[LFWAtt
         if not all(math.isfinite(v) for v in values):
             problems.append(Problem(file, lineno, "scores must be finite (found NaN or infinity)"))
             continue
+        if any(abs(v) > _FLOAT32_MAX for v in values):  # stored as float32: it would become infinity
+            problems.append(Problem(file, lineno, f"scores must be within ±{_FLOAT32_MAX:.3g}"))
+            continue
         image = image_of(person, n)
         if image in seen:
             problems.append(Problem(file, lineno, f"duplicate row for {person!r} {n} (first on line {seen[image]})"))
@@ -152,13 +156,18 @@ def _is_float(text: str) -> bool:
 
 def read_lfw_attributes(path: str | Path) -> LFWAttributes:
     """Read and validate an attribute file; raises DatasetError listing every problem (with line numbers)."""
+    from pipeline.celeba_files import text_file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError([Problem(path.name, None, f"file does not exist (expected {path})")], f"LFW attributes {path}")
+    why = text_file_problem(path)  # a FIFO would block the read below
+    if why is not None:
+        raise DatasetError([Problem(path.name, None, why)], f"LFW attributes {path}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetError([Problem(path.name, None, f"not UTF-8 text ({exc})")], f"LFW attributes {path}") from None
+    except OSError as exc:
+        raise DatasetError([Problem(path.name, None, f"cannot read file ({exc.strerror or exc})")], f"LFW attributes {path}") from None
     attrs, problems = parse_lfw_attributes(text, path.name)
     if problems or attrs is None:
         raise DatasetError(problems, f"LFW attributes {path}")

@@ -10,7 +10,9 @@ field that is wrong. The shard store (`pipeline.shards`) writes and reads tables
 from __future__ import annotations
 
 import json
+import re
 import struct
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -53,6 +55,67 @@ _OPTIONAL = tuple(f.name for f in SAMPLE_SCHEMA if f.nullable and f.type == pa.s
 
 class ShardError(ValueError):
     """Invalid rows or a misuse of the store; the message names the shard/row and field."""
+
+
+SHARD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """A committed shard's manifest entry (``_manifest/<name>.json`` in a `pipeline.shards.ShardStore`)."""
+
+    name: str
+    file: str  # relative to the store root: "<name>.parquet"
+    rows: int
+    sha256: str
+    bytes: int
+    schema_version: str
+    created: str
+    row_groups: tuple[int, ...]  # rows per row group, in order
+    counts: dict[str, int]  # "split/edit_kind" -> rows
+    metadata: dict = field(default_factory=dict)  # the caller's per-shard metadata
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["row_groups"] = list(self.row_groups)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ShardEntry":
+        """An entry from its parsed JSON; ShardError naming the field for anything a writer could not have
+        written (an entry is read from disk, so it is outside input: its `file` must not point elsewhere)."""
+        if not isinstance(d, Mapping):
+            raise ShardError(f"manifest entry must be a JSON object, found {type(d).__name__}")
+
+        def get(key: str, kind: type | tuple, default: Any = ...) -> Any:
+            if key not in d:
+                if default is ...:
+                    raise ShardError(f"manifest entry lacks the field {key!r}")
+                return default
+            value = d[key]
+            if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+                raise ShardError(f"manifest entry field {key!r} must be {getattr(kind, '__name__', kind)}, found {value!r:.60}")
+            return value
+
+        name, file = get("name", str), get("file", str)
+        if not SHARD_NAME_RE.match(name) or file != f"{name}.parquet":
+            raise ShardError(f"manifest entry names shard {name!r:.60} with file {file!r:.60}; expected a plain name and '<name>.parquet'")
+        rows, size = get("rows", int), get("bytes", int)
+        if rows < 0 or size < 0:
+            raise ShardError(f"manifest entry field 'rows'/'bytes' must be >= 0, found {rows} and {size}")
+        sha = get("sha256", str)
+        if not _SHA256_RE.match(sha):
+            raise ShardError(f"manifest entry field 'sha256' must be 64 lowercase hex digits, found {sha!r:.80}")
+        row_groups = get("row_groups", list, [])
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in row_groups) or (row_groups and sum(row_groups) != rows):
+            raise ShardError(f"manifest entry field 'row_groups' must be row counts adding up to rows={rows}, found {row_groups!r:.80}")
+        counts = get("counts", dict, {})
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts.values()):
+            raise ShardError(f"manifest entry field 'counts' must map to row counts, found {counts!r:.80}")
+        return cls(name=name, file=file, rows=rows, sha256=sha, bytes=size, schema_version=get("schema_version", str),
+                   created=get("created", str), row_groups=tuple(row_groups), counts=dict(counts),
+                   metadata=dict(get("metadata", dict, {})))
 
 
 def sample_id_for(source_image_id: str, attribute: str | None, edit_kind: str) -> str:

@@ -65,7 +65,11 @@ def _version() -> str:
 _W: dict = {}
 
 
-def _init_worker(identities: dict, size: int, seed: int, style: Style) -> None:
+def _init_worker(identities: dict, size: int, seed: int, style: Style, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:  # a pool worker: die with the parent (pipeline.ingest.die_with_parent)
+        from pipeline.ingest import die_with_parent
+
+        die_with_parent(parent_pid)
     _W.update(identities=identities, size=size, seed=seed, style=style)
 
 
@@ -289,7 +293,7 @@ def render_benchmark(
             progress(done, total)
     else:
         ctx = get_context("fork") if sys.platform.startswith("linux") else get_context()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(idents, size, seed, style)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(idents, size, seed, style, os.getpid())) as pool:
             for n in pool.imap_unordered(_render_chunk, chunks):
                 done += n
                 progress(done, total)
