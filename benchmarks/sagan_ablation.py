@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from editing.sagan import SaganEditor
 from editing.sagan_probe import probe_sagan
 from editing.selection import Validator
 from flows.run import in_worker
@@ -97,9 +98,9 @@ def main() -> None:
     for (attribute, name, seed), cfg in configs.items():
         directory = RunLayout(cfg).editor_dir(attribute)
         selected = json.loads((directory / "editor.json").read_text()).get("selection", {})
-        best = selected.get("best") or {}
         last = validator.score_all(_last_editor(directory), [attribute])
-        probe, _ = probe_sagan(directory, attribute, validator.faces, validator.judge)
+        best = validator.score_all(SaganEditor.load(directory), [attribute]) if selected else {}  # editor.pt: the chosen one
+        probe, _ = probe_sagan(directory, attribute, validator.faces(attribute), validator.judge)
         own = probe["variants"]["own mask"]["discriminator"]
         rows.setdefault(attribute, {}).setdefault(name, {})[seed] = {
             "last": last["attributes"][attribute], "best": (best.get("attributes") or {}).get(attribute), "best_step": selected.get("best_step"),
@@ -107,7 +108,7 @@ def main() -> None:
             "mask_mean_inside_region": probe["mask_inside_region"]["mean"],
         }
     lines = [f"SaGAN ablation, {args.iterations} iterations, seeds {seeds}, profile {args.profile}, scored on "
-             f"{len(validator.faces.images)} validation faces (never the test faces); judge balanced accuracy on real test "
+             f"{validator.n} validation faces per attribute, half with it where there are enough (never the test faces); judge balanced accuracy on real test "
              f"images: {', '.join(f'{a} {validator.judge.test_accuracy.get(a):.3f}' for a in attributes)}", "",
              "Each cell: mean over seeds (every seed's value). 'best' = the best validated checkpoint (every "
              f"{args.select_every} iterations); truth = error to the true counterfactual inside the region / no edit's.", ""]

@@ -40,7 +40,7 @@ WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
 
 # Fields added after runs had been keyed without them: at their default they are left out of the training
 # key, so existing checkpoints stay valid; set to anything else they are keyed.
-KEYED_WHEN_SET = {"cls_on_edits": 0.0, "cls_on_edits_warmup": 0}  # SaganParams
+KEYED_WHEN_SET = {"cls_on_edits": 0.0, "cls_on_edits_warmup": 0, "d_noise": 0.0}  # SaganParams
 KEYED_WHEN_SET_EDITOR = {"select_every": 0, "patience": 0, "valid_images": 400}  # EditorConfig
 SELECTION_DIR = "selection"  # the candidate and the best checkpoint's weights while training with selection
 

@@ -29,12 +29,26 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
     return (mask[:, :, 1:, :] - mask[:, :, :-1, :]).abs().mean() + (mask[:, :, :, 1:] - mask[:, :, :, :-1]).abs().mean()
 
 
+def instance_noise(s, rng: torch.Generator | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the discriminator sees of an image: with `s.d_noise` > 0 (not in the paper; Sønderby et al. 2017's
+    "instance noise"), the image plus Gaussian noise of that standard deviation, drawn from `rng` (so a resumed
+    run draws the same noise); otherwise the image itself."""
+    sigma = getattr(s, "d_noise", 0.0)
+    if not sigma:
+        return lambda v: v
+    if rng is None:
+        raise ValueError("d_noise > 0 needs the training's random generator (rng) to draw the noise")
+    return lambda v: v + sigma * torch.randn(v.shape, generator=rng).to(device=v.device, dtype=v.dtype)
+
+
 def critic_update(d, opt_d, x: torch.Tensor, labels: torch.Tensor, fake: torch.Tensor, s, rng: torch.Generator, amp,
                   cls_scale: float = 1.0):
     """One discriminator update on real `x` (its labels: N values, or N x K for a K-attribute head) and `fake`,
     edited from `x` (no grad): WGAN-GP (eq. 12) plus the attribute loss on the real images (eq. 2) [and on the
     edits toward their source labels if s.cls_on_edits], weighted by `s` (SaganParams); `cls_scale` multiplies
     the attribute loss (a K-attribute head sums over its K logits: cls_scale = K). Returns (adv, cls, gp)."""
+    seen = instance_noise(s, rng)
+    x, fake = seen(x), seen(fake)
     with amp:
         src, cls = d(torch.cat([x, fake]))  # one pass over real and fake (D has no batch statistics)
         d_adv = -src[: len(x)].float().mean() + src[len(x):].float().mean()
@@ -82,12 +96,14 @@ def with_mask_penalty(g_loss: torch.Tensor, s, mask: torch.Tensor) -> torch.Tens
 
 
 def attention_generator_losses(attend: Callable, manipulate: Callable, regenerate: Callable, d, x: torch.Tensor,
-                               c_org: torch.Tensor, c_trg: torch.Tensor, s, cls_logits: Callable[[torch.Tensor], torch.Tensor]):
+                               c_org: torch.Tensor, c_trg: torch.Tensor, s, cls_logits: Callable[[torch.Tensor], torch.Tensor],
+                               rng: torch.Generator | None = None):
     """SaGAN's generator losses (eqs. 9, 10, 13) for one batch, shared by the single- and multi-attribute models.
 
     `attend(x)` -> mask; `manipulate(x2, t2)` -> the AMN's output for the doubled batch [x, x] toward [c_trg, c_org];
     `regenerate(image, t)` -> G(image, t) (the dual reconstruction); `cls_logits(cls)` picks the edited attribute's
-    logits from D's head. SAN does not see the target, so one mask serves G(I, c) and G(I, c^g).
+    logits from D's head. SAN does not see the target, so one mask serves G(I, c) and G(I, c^g). `rng` draws
+    the discriminator's instance noise (`instance_noise`; needed only when s.d_noise > 0).
     Returns (total loss without mask penalties, mask, parts)."""
     mask = attend(x)
     manip = manipulate(torch.cat([x, x]), torch.cat([c_trg, c_org]))
@@ -96,7 +112,7 @@ def attention_generator_losses(attend: Callable, manipulate: Callable, regenerat
     # Identity loss (eq. 10, λ2): with identity_trains_mask=False it cannot be met by shutting the mask.
     same = blend(manip[len(x):], mask if s.identity_trains_mask else mask.detach())
     rec = regenerate(fake, c_org)
-    src_fake, cls_fake = d(fake)
+    src_fake, cls_fake = d(instance_noise(s, rng)(fake))
     parts = {
         "g_adv": -src_fake.float().mean(),
         "g_cls": F.binary_cross_entropy_with_logits(cls_logits(cls_fake.float()), c_trg),

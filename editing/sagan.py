@@ -21,6 +21,8 @@ Deviations from the paper, all optional and off in the `paper` profile:
     attribute (measured: `faceaug editors probe`, docs/editors.md). `cls_on_edits_warmup` delays it
     and ramps it in, so the mask forms on the attribute before the stricter head applies.
   * `identity_trains_mask: false`: the identity loss (λ2) trains the AMN only, not the mask.
+  * `d_noise`: Gaussian "instance noise" on every image D sees (real and edited, in the D and G
+    steps), so D's attribute head cannot take a change fainter than the noise for the attribute.
   * Checkpoint selection on validation faces (`editor.select_every`, `editing.selection`); the paper
     keeps the last iterate.
   * `balance_attribute`: draw half of each batch from images with the attribute
@@ -83,7 +85,7 @@ def sagan_iteration(g: Generator, d: Discriminator, opt_g, opt_d, draw, s, n_cri
     # 2. Train the generator on the last batch (eqs. 9, 10, 13; the AMN runs once on the stacked batch).
     with amp:
         g_loss, mask, parts, _ = attention_generator_losses(g.attend, g.manipulate, lambda v, t: g(v, t)[0], d, x, c_org, c_trg,
-                                                            s, lambda cls: cls)
+                                                            s, lambda cls: cls, rng)
         g_loss = with_mask_penalty(g_loss, s, mask)
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()

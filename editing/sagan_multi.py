@@ -148,7 +148,7 @@ def multi_iteration(g: MultiGenerator, d: MultiDiscriminator, opt_g, opt_d, draw
     with amp:
         g_loss, mask, parts, cls_fake = attention_generator_losses(
             lambda v: g.attend(v, k), lambda v2, t2: g.manipulate(v2, torch.cat([k, k]), t2), lambda v, t: g(v, k, t)[0],
-            d, x, c_org, c_trg, s, lambda cls: cls.gather(1, k.view(-1, 1)).view(-1))
+            d, x, c_org, c_trg, s, lambda cls: cls.gather(1, k.view(-1, 1)).view(-1), rng)
         others = 1 - F.one_hot(k, K).float()
         g_keep = (F.binary_cross_entropy_with_logits(cls_fake.float(), labels, reduction="none") * others).sum(1).mean()
         g_loss = with_mask_penalty(g_loss + s.lambda_cls * params.keep_others * g_keep, s, mask)

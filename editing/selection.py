@@ -4,7 +4,9 @@ The run's validation identities (the `valid` split: the official partition, or `
 carved out of the paper split's training identities) are disjoint from both the identities editors
 train on and the held-out test identities that the final scores use. Every `editor.select_every`
 iterations the trainer writes its current weights, loads them as the editor a stage would use, and
-this validator scores it on up to `editor.valid_images` validation faces:
+this validator scores it on `editor.valid_images` validation faces per attribute, half of them with the
+attribute and half without where the split has enough (drawn from the first `POOL` x that many), so the
+rarer direction is not judged on a handful of faces:
 
 * attribute success both ways, by the run's independent judge (`editing.judge`);
 * mean absolute change outside the attribute's true region (synthetic benchmark);
@@ -20,7 +22,7 @@ after that many scorings without improvement.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -30,6 +32,7 @@ from pipeline.images import batch_to_model_range
 from pipeline.layout import RunLayout
 
 PRESERVATION_LIMIT = 0.02  # mean absolute change outside the true region ([-1, 1] scale): the editors' target
+POOL = 10  # validation faces decoded: POOL x editor.valid_images at most (the balanced subsets are drawn from them)
 CRITERION = ("change outside the true region <= 0.02 first, then the weaker direction's success (judge), "
              "then the smaller error to the true counterfactual")
 
@@ -37,27 +40,41 @@ CRITERION = ("change outside the true region <= 0.02 first, then the weaker dire
 class Validator:
     """Scores an editor on the run's validation faces (module docstring)."""
 
-    def __init__(self, faces: Originals, judge, truth: Callable | None = None, batch_size: int = 64):
-        self.faces = faces
+    def __init__(self, pool: Originals, judge, truth: Callable | None = None, faces_per_attribute: int = 400,
+                 batch_size: int = 64):
+        self.pool = pool
         self.judge = judge
         self.truth = truth
+        self.n = faces_per_attribute
         self.batch_size = batch_size
-        self.original = batch_to_model_range(faces.images)
+        self._chosen: dict[str, tuple[Originals, torch.Tensor]] = {}
         self._true: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def for_run(cls, cfg, progress: Callable[[str], None] = print) -> "Validator":
+    def for_run(cls, cfg, progress: Callable[[str], None] = print) -> Validator:
         from editing.counterfactual import truth_for
         from editing.evaluate import get_judge
 
-        faces = load_originals([RunLayout(cfg).originals], "valid", limit=cfg.editor.valid_images)
-        progress(f"editor checkpoints are chosen on {len(faces.images)} validation faces of "
-                 f"{len(set(faces.identities.tolist()))} identities (split 'valid')")
-        return cls(faces, get_judge(cfg, progress), truth_for(cfg))
+        n = cfg.editor.valid_images
+        pool = load_originals([RunLayout(cfg).originals], "valid", limit=POOL * n)
+        progress(f"editor checkpoints are chosen on {n} validation faces per attribute (half with it where there are "
+                 f"enough), from {len(pool.images)} faces of {len(set(pool.identities.tolist()))} identities (split 'valid')")
+        return cls(pool, get_judge(cfg, progress), truth_for(cfg), faces_per_attribute=n)
+
+    def faces(self, attribute: str) -> Originals:
+        """The validation faces `attribute`'s edits are judged on (balanced: `Originals.balanced`)."""
+        return self._faces(attribute)[0]
+
+    def _faces(self, attribute: str) -> tuple[Originals, torch.Tensor]:
+        if attribute not in self._chosen:
+            faces = self.pool.balanced(attribute, self.n)
+            self._chosen[attribute] = faces, batch_to_model_range(faces.images)
+        return self._chosen[attribute]
 
     def _true_edit(self, attribute: str, target: torch.Tensor) -> torch.Tensor:
         if attribute not in self._true:  # the truth does not change between checkpoints: render it once
-            sources, size = self.faces.source_ids, self.faces.images.shape[-1]
+            faces, _ = self._faces(attribute)
+            sources, size = faces.source_ids, faces.images.shape[-1]
             self._true[attribute] = torch.cat([self.truth(sources[i: i + self.batch_size], attribute, target[i: i + self.batch_size], size)
                                                for i in range(0, len(sources), self.batch_size)])
         return self._true[attribute]
@@ -65,22 +82,23 @@ class Validator:
     @torch.inference_mode()
     def score(self, editor, attribute: str) -> dict:
         """One editor on one attribute: success both ways, change outside the region, error to the true edit."""
-        labels = self.faces.labels(attribute)
+        faces, original = self._faces(attribute)
+        labels = faces.labels(attribute)
         target = 1 - labels
-        sources = self.faces.source_ids
-        edited = torch.cat([editor.apply(self.original[i: i + self.batch_size], target[i: i + self.batch_size],
+        sources = faces.source_ids
+        edited = torch.cat([editor.apply(original[i: i + self.batch_size], target[i: i + self.batch_size],
                                          sources[i: i + self.batch_size]).images.float()
                             for i in range(0, len(labels), self.batch_size)])
         p = torch.cat([self.judge.predict(edited[i: i + 256], attribute) for i in range(0, len(labels), 256)])
         success = success_by_direction(p, labels)
         out = {"added": success["added"]["success_rate"], "removed": success["removed"]["success_rate"],
                "faces": {d: success[d]["images"] for d in ("added", "removed")}}
-        if self.faces.regions is not None:
-            region = region_masks(self.faces.regions, attribute)
-            change = (edited - self.original).abs().mean(dim=1, keepdim=True)
+        if faces.regions is not None:
+            region = region_masks(faces.regions, attribute)
+            change = (edited - original).abs().mean(dim=1, keepdim=True)
             out["outside_change"] = (change * ~region).sum().item() / max((~region).sum().item(), 1)
             if self.truth is not None:
-                out["counterfactual_ratio"] = counterfactual_error(edited, self.original, self._true_edit(attribute, target), region)["ratio_inside"]
+                out["counterfactual_ratio"] = counterfactual_error(edited, original, self._true_edit(attribute, target), region)["ratio_inside"]
         return out
 
     def score_all(self, editor, attributes: list[str]) -> dict:

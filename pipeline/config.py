@@ -135,6 +135,9 @@ class SaganParams(_Frozen):
                                        "loss trains the AMN to reproduce the input instead of shutting the mask (a fix for mask collapse)")
     cls_on_edits_warmup: int = Field(0, ge=0, description="not in the paper: iterations before cls_on_edits starts, then a linear "
                                      "ramp to its full weight over as many again (the mask forms on the attribute first)")
+    d_noise: float = Field(0.0, ge=0, description="not in the paper: standard deviation of Gaussian noise added to every image the "
+                           "discriminator sees, real and edited ([-1, 1] scale; 'instance noise'), so its attribute head cannot read a "
+                           "faint change as the attribute")
 
 
 class EditorConfig(_Frozen):

@@ -85,3 +85,57 @@ def test_cls_on_edits_teaches_the_attribute_head_that_edits_keep_their_source_la
     # Paper (off): the head never sees the edits' labels; with the option it learns them.
     off, on = train(0.0), train(1.0)
     assert off > 0.6 and on < 0.6 * off
+
+
+def test_instance_noise_keeps_the_attribute_head_from_reading_a_faint_change():
+    """d_noise (not in the paper): on smooth faces, a stripe of amplitude 0.03 is learnt as 'the attribute' by
+    a clean discriminator (cross-entropy near 0) but not by one that sees every image through noise of sd 0.5
+    (cross-entropy near chance, log 2 = 0.69)."""
+    import torch.nn.functional as F
+
+    from editing.losses import critic_update
+    from editing.networks import Discriminator, init_weights
+
+    labels = torch.tensor([0.0, 1.0] * 8)
+    face = torch.linspace(-0.5, 0.5, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
+
+    def batch(gen):
+        x = face + 0.01 * torch.randn(16, 3, 32, 32, generator=gen)
+        x[labels > 0.5, :, 14:16, :] += 0.03  # the faint "attribute"
+        return x
+
+    def train(noise: float) -> float:
+        torch.manual_seed(0)
+        d = Discriminator(32, 8, 3)
+        d.apply(init_weights)
+        opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999))
+        s = load_config("tiny", [f"editor.sagan.d_noise={noise}", "editor.sagan.lambda_gp=0"]).editor.sagan
+        rng, data = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+        for _ in range(60):
+            x = batch(data)
+            critic_update(d, opt, x, labels, x.clone(), s, rng, torch.autocast("cpu", enabled=False))
+        with torch.no_grad():
+            return F.binary_cross_entropy_with_logits(d(batch(data))[1], labels).item()
+
+    clean, noisy = train(0.0), train(0.5)
+    assert clean < 0.05 and noisy > 0.6, (clean, noisy)
+
+
+def test_instance_noise_resumes_exactly_and_is_keyed(tmp_path):
+    from editing.gan import training_key
+
+    store = make_originals_store(tmp_path / "originals")
+
+    def trainer(name, iterations):
+        cfg = load_config("tiny", [f"editor.iterations={iterations}", "editor.checkpoint_every=2", "editor.sagan.d_noise=0.2"])
+        return SaganTrainer(attribute="eyeglasses", image_size=32, out_dir=tmp_path / name, config=cfg.editor)
+
+    straight = trainer("straight", 4).fit([store.root], progress=lambda m: None)
+    trainer("resumed", 2).fit([store.root], progress=lambda m: None)
+    (tmp_path / "resumed" / WEIGHTS).unlink()
+    resumed = trainer("resumed", 4).fit([store.root], progress=lambda m: None)
+    a = torch.load(straight / WEIGHTS, weights_only=True)["generator"]
+    b = torch.load(resumed / WEIGHTS, weights_only=True)["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "d_noise" not in training_key(load_config("tiny").editor, 32, "sagan")["sagan"]
+    assert training_key(load_config("tiny", ["editor.sagan.d_noise=0.2"]).editor, 32, "sagan")["sagan"]["d_noise"] == 0.2

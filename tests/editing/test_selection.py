@@ -53,9 +53,30 @@ def test_the_validator_scores_on_validation_identities_only(run):
     by_split = {s: set() for s in ("train", "valid", "test")}
     for ident, split in zip(table["identity"].to_pylist(), table["split"].to_pylist()):
         by_split[split].add(ident)
-    faces = set(validator.faces.identities.tolist())
+    faces = set(validator.pool.identities.tolist())
     assert faces and faces <= by_split["valid"]
     assert not faces & by_split["train"] and not faces & by_split["test"]
+    # each attribute is judged on faces balanced between its two directions, as far as the split allows
+    chosen = validator.faces("eyeglasses")
+    have = int(validator.pool.labels("eyeglasses").sum())
+    assert len(chosen.images) == min(64, len(validator.pool.images))
+    assert int(chosen.labels("eyeglasses").sum()) == min(have, 32)
+    assert set(chosen.sample_ids) <= set(validator.pool.sample_ids) and len(set(chosen.sample_ids)) == len(chosen.sample_ids)
+
+
+def test_balanced_faces_take_half_from_each_side_and_fill_from_the_other():
+    from editing.originals import Originals
+
+    attrs = torch.zeros(10, 40, dtype=torch.int8)
+    from pipeline.attributes import index_of
+
+    attrs[[1, 7], index_of("eyeglasses")] = 1  # 2 of 10 faces have glasses
+    faces = Originals(images=torch.zeros(10, 3, 4, 4, dtype=torch.uint8), attributes=attrs, identities=torch.arange(10),
+                      regions=None, sample_ids=[f"{i}.jpg/original" for i in range(10)])
+    assert faces.balanced("eyeglasses", 6).sample_ids == ["0.jpg/original", "1.jpg/original", "2.jpg/original", "3.jpg/original",
+                                                          "4.jpg/original", "7.jpg/original"]  # both with glasses, 4 without
+    assert faces.balanced("eyeglasses", 2).identities.tolist() == [0, 1]  # one each
+    assert len(faces.balanced("eyeglasses", 50).images) == 10  # all there are
 
 
 def test_training_keeps_the_best_validated_checkpoint_and_writes_the_curve(run):
