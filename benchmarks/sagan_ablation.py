@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--select-every", type=int, default=250, help="also keep the best validated checkpoint (0: last only)")
     ap.add_argument("--variant", action="append", required=True, help="'NAME key=value ...' (repeatable)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="key=value for every variant")
+    ap.add_argument("--skip", action="append", default=[], metavar="ATTRIBUTE/VARIANT",
+                    help="leave out one variant for one attribute (repeatable; the table says which were left out)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
@@ -75,6 +77,8 @@ def main() -> None:
     configs = {}
     for attribute in attributes:
         for name, overrides in variants:
+            if f"{attribute}/{name}" in args.skip:
+                continue
             for seed in seeds:
                 configs[(attribute, name, seed)] = load_config(args.profile, [
                     *args.overrides, *overrides, f"output_dir={out / attribute / name / f'seed-{seed}'}",
@@ -117,6 +121,9 @@ def main() -> None:
                   "| added (best) | removed (best) | outside (best) | truth (best) | best step | D head on own edits: added / removed |",
                   "|" + "---|" * 12]
         for name, overrides in variants:
+            if name not in by_variant:
+                lines.append(f"| {name} | left out for {attribute} (--skip) |" + " |" * 11)
+                continue
             per_seed = by_variant[name]
             cells = []
             for which in ("last", "best"):
@@ -128,7 +135,7 @@ def main() -> None:
                          f"{_cell([x['added'] for x in d], True)} / {_cell([x['removed'] for x in d], True)} |")
         lines.append("")
     (out / "ablation.json").write_text(json.dumps({"profile": args.profile, "iterations": args.iterations, "seeds": seeds,
-                                                   "variants": dict(variants), "rows": rows}, indent=2) + "\n")
+                                                   "variants": dict(variants), "skipped": args.skip, "rows": rows}, indent=2) + "\n")
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
