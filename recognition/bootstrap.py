@@ -13,6 +13,12 @@ two integer cumulative sums over the impostor and the genuine pairs (no sort, no
 Integer multiplicities give exactly the metric of the materialised resample (tests/recognition
 check this on tied scores). The ROC is reduced to its corners at the distinct genuine scores, which
 keeps AUC, EER and TAR@FAR exact.
+
+Why not scikit-learn: a replicate there is a weighted `sklearn.metrics.roc_curve` over every pair (pair
+weights c_a * c_b, a sort each time). Same numbers (within 3.3e-16 for every metric), but measured by
+`benchmarks/roc_backends.py` (docs/bench_roc_backends_cpu.json, 2-core CPU), counts -> every metric of one
+replicate takes 0.40 ms here against 10.9 ms (3,000 + 100,000 pairs, 1,000 identities: 27x), and 0.09 ms
+against 1.3 ms (3,000 + 3,000 pairs, 1,680 identities: 14x).
 """
 
 from __future__ import annotations

@@ -13,6 +13,18 @@ Pure NumPy, no framework import. Conventions used everywhere in this module:
 The ROC-derived metrics are also available as functions of an already computed ROC
 (`auc_from_roc`, `eer_from_roc`, `tar_at_far_from_roc`, `tar_on_grid_from_roc`), so a caller
 that builds many ROCs cheaply (the bootstrap) reads them all the same way.
+
+Why not scikit-learn's `roc_curve` / `roc_auc_score`: they give the same numbers (the ROC point for point,
+AUC within 1.1e-16; tests/recognition/test_metrics.py checks it on tied data) but are slower at every size
+the evaluation sees, mostly from input validation (label checks, finiteness, a second cumulative sum to
+check the first). `benchmarks/roc_backends.py` (docs/bench_roc_backends_cpu.json, 2-core CPU, medians of 41):
+
+| pairs (genuine + impostor)   | roc_curve: here / sklearn | auc: here / sklearn | every metric of one ROC |
+| 3,000 + 100,000 (CelebA-size)| 17.9 / 20.3 ms (1.13x)    | 19.3 / 32.1 ms (1.67x) | 18.3 / 20.5 ms (1.12x) |
+| 3,000 + 3,000 (LFW-size)     | 0.25 / 0.69 ms (2.70x)    | 0.26 / 1.69 ms (6.49x) | 0.28 / 0.73 ms (2.58x) |
+
+(weighted: 1.12x and 2.72x). EER and TAR@FAR have no scikit-learn function; they are read from the ROC
+either way. The bootstrap does not build a ROC per replicate at all (`recognition.bootstrap`).
 """
 
 from __future__ import annotations
@@ -88,7 +100,9 @@ def roc_curve(scores, labels, sample_weight=None) -> tuple[np.ndarray, np.ndarra
 
     `thresholds` is descending, starting at +inf (nothing accepted) and ending at the lowest
     score (everything accepted, so the last point is (1, 1)). Tied scores form one point.
-    Matches `sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)`.
+    Matches `sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)` point for point
+    (with weights: where every weight is positive; scikit-learn drops zero-weight pairs' points), and is
+    1.1x (100k pairs) to 2.7x (6k pairs) faster than it (module docstring).
     """
     scores, labels, sample_weight = _as_arrays(scores, labels, sample_weight)
     order, run_ends, thresholds = sort_for_roc(scores)
@@ -139,7 +153,8 @@ def tar_on_grid_from_roc(far: np.ndarray, tar: np.ndarray, far_grid) -> np.ndarr
 
 
 def auc(scores, labels, sample_weight=None) -> float:
-    """Area under the ROC; equals `sklearn.metrics.roc_auc_score` (ties count 1/2)."""
+    """Area under the ROC; equals `sklearn.metrics.roc_auc_score` (ties count 1/2) within 1.1e-16, 1.7x (100k pairs)
+    to 6.5x (6k pairs) faster (module docstring)."""
     far, tar, _ = roc_curve(scores, labels, sample_weight)
     return auc_from_roc(far, tar)
 

@@ -5,35 +5,14 @@ import json
 import pytest
 
 from pipeline.config import load_config
-from recognition.evaluation import evaluate_run
 from recognition.experiment import arm_sources, check_identities
 from recognition.report import write_report
+from recognition.results import interval_text
 
 QUIET = lambda *_: None  # noqa: E731
 
 
-ARMS = ["baseline", "aug-eyeglasses", "aug-eyeglasses@identity", "aug-eyeglasses@counterfactual"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A tiny run with the edited arm, its no-edit control and its positive control, two seeds each."""
-    import os
-
-    from flows.run import run_stage
-    from flows.stages import stage
-
-    root = tmp_path_factory.mktemp("tinyrun")
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        cfg = load_config("tiny", {"output_dir": str(root / "run"), "workers": 2, "verifier": {"threads": 1, "arms": ARMS, "seeds": [0, 1]}})
-        for name in ("prepare data", "train editors", "augment", "train verifiers"):
-            run_stage(stage(name), cfg, QUIET)
-        results = evaluate_run(cfg, progress=QUIET)
-        yield cfg, results
-    finally:
-        os.chdir(cwd)
+ARMS = ["baseline", "aug-eyeglasses", "aug-eyeglasses@identity", "aug-eyeglasses@counterfactual"]  # conftest's tiny_run
 
 
 def test_results_cover_every_arm_protocol_metric_and_comparison(tiny_run):
@@ -129,7 +108,7 @@ def test_report_answers_first_and_every_number_comes_from_results(tiny_run):
     assert {h["arm"] for h in heads} == {"aug-eyeglasses", "aug-eyeglasses@counterfactual"}
     for h in heads:
         d = results["control_differences"][h["arm"]][h["pair_set"]]["auc"]
-        assert h["difference"] == f"{d['diff_mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+        assert h["difference"] == interval_text(d["diff_mean"], d["ci_low"], d["ci_high"], sign=True)
         assert h["adjusted_verdict"] == d["adjusted_verdict"] and h["mdd"] == d["mdd"]
         assert htmllib.escape(h["difference"]) in page and h["difference"] in md
     assert {"celeba", "lfw"} <= {h["pair_set"] for h in heads}

@@ -1,0 +1,175 @@
+"""The report against its results table: every number the summary, the headline and the tables show is a row of
+results.parquet, in report.md, report.json and report.html alike; the CSV holds the same rows; runs merge."""
+
+from __future__ import annotations
+
+import html as htmllib
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from recognition.report import write_report
+from recognition.results import CONTROL_FAMILY, interval_text, merge_results, read_results, records
+
+NUMBER = re.compile(r"[-+±]?\d+\.\d{4}")
+
+
+@pytest.fixture
+def reported(tiny_run):
+    cfg, _ = tiny_run
+    report = write_report(cfg.output_dir)
+    return cfg.output_dir, report, read_results(cfg.output_dir / "results.parquet")
+
+
+def _row(t: pd.DataFrame, **where) -> dict:
+    mask = pd.Series(True, index=t.index)
+    for column, value in where.items():
+        mask &= t[column].isna() if value is None else (t[column] == value)
+    found = records(t[mask])
+    assert len(found) == 1, f"{where}: {len(found)} rows"
+    return found[0]
+
+
+def test_summary_and_headline_numbers_are_rows_of_the_table(reported):
+    run_dir, report, t = reported
+    md, page = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    diffs = t[t["kind"] == "difference"]
+    shown = set()
+    for r in records(diffs):
+        shown |= {interval_text(r["value"], r["ci_low"], r["ci_high"], sign=True), f"±{r['mdd']:.4f}"}
+    for h in report["headline"]:
+        d = _row(t, kind="difference", family=CONTROL_FAMILY, arm=h["arm"], pair_set=h["pair_set"], metric="auc")
+        assert h["difference"] == interval_text(d["value"], d["ci_low"], d["ci_high"], sign=True)
+        assert (h["mdd"], h["verdict"], h["adjusted_verdict"], h["control"]) == (d["mdd"], d["verdict"], d["adjusted_verdict"], d["reference"])
+        b = _row(t, kind="difference", family="vs baseline", arm=h["arm"], pair_set=h["pair_set"], metric="auc")
+        assert h["vs_baseline"] == interval_text(b["value"], b["ci_low"], b["ci_high"], sign=True)
+        for text in (h["difference"], f"±{h['mdd']:.4f}", h["vs_baseline"]):
+            assert text in md and htmllib.escape(text) in page
+    # every number in the summary sentences is a formatted difference, interval end or MDD of a row
+    summary_numbers = set(NUMBER.findall(" ".join(report["summary"])))
+    table_numbers = set(NUMBER.findall(" ".join(shown)))
+    assert summary_numbers and summary_numbers <= table_numbers
+    assert all(line in md for line in report["summary"])
+    assert all(htmllib.escape(item) in page for b in report["summary_blocks"] for item in b.get("items", []))
+    assert json.loads((run_dir / "report.json").read_text())["headline"] == report["headline"]
+
+
+def test_protocol_tables_and_comparisons_are_rows_of_the_table(reported):
+    run_dir, report, t = reported
+    md, page = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    scored = set(t.loc[t["kind"] == "estimate", "pair_set"])
+    assert {tb["pair_set"] for tb in report["tables"] if tb["rows"]} == scored
+    cells = 0
+    for tb in report["tables"]:
+        for row in tb["rows"]:
+            for column in tb["columns"][1:]:
+                if column not in row:
+                    continue
+                metric = "accuracy@10-fold" if column == "10-fold accuracy" else column.removesuffix(" (not resolvable)")
+                e = _row(t, kind="estimate", arm=row["arm"], pair_set=tb["pair_set"], metric=metric)
+                assert row[column] == interval_text(e["value"], e["ci_low"], e["ci_high"])
+                assert column.endswith("(not resolvable)") == (e["resolvable"] is False)
+                cells += 1
+            line = "| " + " | ".join(row.get(c, "") for c in tb["columns"]) + " |"
+            assert line in md
+            assert all(htmllib.escape(row[c]) in page for c in row)
+    assert cells == len(t[t["kind"] == "estimate"])  # every estimate shown, once
+    assert len(report["comparisons_table"]) == len(t[t["kind"] == "difference"])
+    for c in report["comparisons_table"]:
+        d = _row(t, kind="difference", family=c["family"], arm=c["arm"], pair_set=c["pair_set"], metric=c["metric"])
+        assert c["difference"] == interval_text(d["value"], d["ci_low"], d["ci_high"], sign=True)
+        assert c["adjusted_p"] == (None if d["adjusted_p"] is None else round(d["adjusted_p"], 4))
+    info = report["results"]["protocols"]["celeba"]
+    p = _row(t, kind="pair_set", pair_set="celeba")
+    assert (p["genuine"], p["impostors"], p["identities"]) == (info["genuine"], info["impostors"], info["identities"])
+
+
+def test_results_csv_matches_parquet_and_the_json(reported):
+    run_dir, report, t = reported
+    pd.testing.assert_frame_equal(read_results(run_dir / "results.csv"), t)
+    raw = pd.read_parquet(run_dir / "results.parquet")  # plain pandas, no faceaug code
+    assert len(raw) == report["results_table"]["rows"] == len(t)
+    results = report["results"]
+    m = results["arms"]["baseline"]["protocols"]["celeba"]["metrics"]["auc"]
+    e = _row(t, kind="estimate", arm="baseline", pair_set="celeba", metric="auc")
+    assert (e["value"], e["ci_low"], e["ci_high"]) == (m["mean"], m["ci_low"], m["ci_high"])
+    seeds = t[(t["kind"] == "seed") & (t["arm"] == "baseline") & (t["pair_set"] == "celeba") & (t["metric"] == "auc")]
+    assert seeds["value"].tolist() == m["seed_values"] and seeds["seed"].tolist() == results["seeds"]
+
+
+def test_merge_two_runs(reported, tmp_path):
+    run_dir, _, t = reported
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("results.json", "config.json"):
+        shutil.copy(run_dir / name, other / name)
+    results = json.loads((other / "results.json").read_text())
+    results["arms"]["baseline"]["protocols"]["celeba"]["metrics"]["auc"]["mean"] = 0.123
+    (other / "results.json").write_text(json.dumps(results))
+    merged = merge_results([run_dir, other])
+    assert merged["run"].value_counts().to_dict() == {str(run_dir): len(t), str(other): len(t)}
+    pd.testing.assert_frame_equal(merged[merged["run"] == str(run_dir)].drop(columns="run").reset_index(drop=True), t)
+    base = merged[(merged["kind"] == "estimate") & (merged["arm"] == "baseline") & (merged["pair_set"] == "celeba")
+                  & (merged["metric"] == "auc")]
+    assert base.set_index("run")["value"].loc[str(other)] == 0.123
+
+
+def _stored_grid(faces: int, cell: int, region: bool):
+    """An evaluation.png as editing/evaluate.py stores it: per face original | edited | mask | |residual| [| true region]."""
+    import numpy as np
+    from PIL import Image
+
+    rows = []
+    for i in range(faces):
+        face = np.full((cell, cell, 3), (140 + 20 * i, 90, 60), np.uint8)
+        box = np.zeros((cell, cell), np.uint8)
+        box[cell // 4: cell // 2, cell // 4: 3 * cell // 4] = 255
+        grey = lambda a: np.repeat(a[..., None], 3, axis=2)  # noqa: E731
+        cells = [face, face, grey(box // 2), grey(box // 4)] + ([grey(box)] if region else [])
+        rows.append(np.concatenate(cells, axis=1))
+    return Image.fromarray(np.concatenate(rows, axis=0))
+
+
+@pytest.mark.parametrize("region", [True, False])
+def test_editing_grid_is_redrawn_large_with_a_colour_mask_and_the_true_region(tmp_path, region):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from recognition.report_html import REGION_COLOUR, editor_grid_figure
+
+    path = tmp_path / "evaluation.png"
+    _stored_grid(faces=3, cell=32, region=region).save(path)
+    image = np.asarray(Image.open(io.BytesIO(editor_grid_figure(path, 32))).convert("RGB")).astype(int)
+    assert image.shape[1] >= 3 * 128 and image.shape[0] >= 4 * 128  # 3 faces as columns, 4 rows, >= 128 px cells
+    colours = {tuple(c) for c in image.reshape(-1, 3)}
+    outline = tuple(int(REGION_COLOUR[i: i + 2], 16) for i in (1, 3, 5))
+    assert any(sum(abs(a - b) for a, b in zip(c, outline)) < 40 for c in colours) == region  # outlined only with a region
+    assert any(c[0] > 150 and c[2] < 120 and c[1] < 120 for c in colours)  # magma's orange-red: the mask in colour
+    assert editor_grid_figure(path, 30) is None  # a grid that does not split into cells is not redrawn
+
+
+def test_report_is_self_contained_with_large_editing_grids(reported, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    run_dir, _, _ = reported
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("shards", "verifiers", "*.pt", "samples"))
+    _stored_grid(faces=4, cell=32, region=True).save(copy / "editors" / "sagan-eyeglasses" / "evaluation.png")
+    write_report(copy)
+    page = (copy / "report.html").read_text()
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page and "src=\"file:" not in page
+    grids = dict(re.findall(r'<img class="grid" alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page))
+    image = Image.open(io.BytesIO(base64.b64decode(grids["sagan-eyeglasses: faces, edits, masks"])))
+    assert image.width >= 4 * 128  # each face cell drawn >= 128 px wide
+    for title in ("Method", "Timings", "Software versions", "Config"):
+        assert f"<details><summary>{title}</summary>" in page
+    assert page.index('class="answer"') < page.index("<h2>Protocols</h2>") < page.index("Editors: quality")
+    assert page.index("Editors: quality") < page.index("<details><summary>Config</summary>")
