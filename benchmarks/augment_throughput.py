@@ -40,7 +40,7 @@ from editing.originals import load_originals  # noqa: E402
 from editing.augment import augment_attribute  # noqa: E402
 from editing.registry import get_plugin  # noqa: E402
 from pipeline.images import batch_to_model_range, decode_rgb, encode_png  # noqa: E402
-from pipeline.shards import ShardStore  # noqa: E402
+from pipeline.shards import ShardStore, image_bytes  # noqa: E402
 
 
 def flops_per_edit(editor, size: int) -> float | None:
@@ -102,7 +102,7 @@ def main() -> None:
     raw = statistics.median(raw_passes)
 
     # PNG decode and encode rates with the step's thread pool (the pipeline's pool does both)
-    blobs = ShardStore(originals).read_table(filter_split="train").column("image").to_pylist()[:2048]
+    blobs = image_bytes(ShardStore(originals).read_table(filter_split="train").column("image")).to_pylist()[:2048]
     with ThreadPoolExecutor(max_workers=threads) as pool:
         t = time.perf_counter()
         pixels = list(pool.map(lambda b: decode_rgb(b, "benchmark sample"), blobs))

@@ -34,7 +34,7 @@ from pipeline import faults
 from pipeline.attributes import index_of
 from pipeline.images import batch_from_model_range, batch_to_model_range, decode_rgb, encode_png
 from pipeline.layout import AUGMENT_SUMMARY, RunLayout
-from pipeline.shards import ShardStore, ensure_resumable
+from pipeline.shards import ShardStore, ensure_resumable, image_bytes
 
 
 def train_originals(originals: str):
@@ -83,8 +83,10 @@ class Augmentation:
         n, R, column = self.table.num_rows, self.rows_per_shard, index_of(self.attribute)
 
         def decode_rows(k: int) -> tuple[list[dict], list[np.ndarray]]:
-            rows = self.table.slice(k * R, R).to_pylist()
-            return rows, [decode_rgb(r["image"], f"{self.originals}: sample {r['sample_id']!r}") for r in rows]
+            part = self.table.slice(k * R, R)
+            rows = part.to_pylist()
+            return rows, [decode_rgb(data, f"{self.originals}: sample {r['sample_id']!r}")
+                          for r, data in zip(rows, image_bytes(part.column("image")).to_pylist())]
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
             # Decoding of the next shard and PNG encoding of finished batches run in threads

@@ -53,13 +53,14 @@ class Originals:
 
 def load_originals(shard_paths: list[str], split: str = "train", limit: int | None = None) -> Originals:
     """Decode the originals of `split` from shard datasets into memory (at most `limit` of them)."""
-    from pipeline.shards import ShardStore
+    from pipeline.shards import ShardStore, image_bytes
 
     images, attrs, ids, regions, sample_ids = [], [], [], [], []
     for path in shard_paths:
         table = ShardStore(path).read_table(
             columns=["sample_id", "image", "attributes", "identity", "edit_kind", "regions"], filter_split=split)
-        cols = {name: table.column(name).to_pylist() for name in table.column_names}
+        cols = {name: table.column(name).to_pylist() for name in table.column_names if name != "image"}
+        cols["image"] = image_bytes(table.column("image")).to_pylist()
         for i, kind in enumerate(cols["edit_kind"]):
             if kind != "original":
                 continue

@@ -179,7 +179,8 @@ def shards_verify(directory, as_json):
     Exits 1 on any mismatch, orphan, duplicate sample id, missing _manifest/ or a manifest.json that
     disagrees with the entries; 2 when DIRECTORY does not exist or holds no shard dataset.
     """
-    from pipeline.shards import ShardStore, find_datasets
+    from pipeline.shard_verify import find_datasets
+    from pipeline.shards import ShardStore
 
     try:
         stores = find_datasets(directory)

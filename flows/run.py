@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from flows.stages import STAGES, Job, Progress, Stage, check_config, stage as stage_named
 from pipeline.atomic import write_json_atomic
 from pipeline.config import RunConfig
-from pipeline.ingest import worker_pool
+from pipeline.workers import worker_pool
 from pipeline.layout import RunLayout
 
 

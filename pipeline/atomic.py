@@ -25,6 +25,20 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
     return path
 
 
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename in folder `path` durable on local POSIX filesystems (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_text_atomic(text: str, path: str | Path) -> Path:
     return write_bytes_atomic(text.encode("utf-8"), path)
 

@@ -250,8 +250,8 @@ def decode_all(paths: list[str], workers: int | None = None) -> tuple[Counter, I
     """Decode every image (chunked over `workers` processes); -> (WxH counts, ImageReport).
 
     A chunk whose worker process dies is decoded again one image per process, so the image that
-    crashes the decoder is reported by name (see `pipeline.ingest.CrashIsolatingPool`)."""
-    from pipeline.ingest import CrashIsolatingPool
+    crashes the decoder is reported by name (see `pipeline.workers.CrashIsolatingPool`)."""
+    from pipeline.workers import CrashIsolatingPool
 
     workers = workers or os.cpu_count() or 1
     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]

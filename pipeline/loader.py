@@ -24,6 +24,11 @@ Each source may carry its own edit_kind filter: `paths` items are store paths
 With persistent_workers=True a DataLoader keeps the dataset copies it made, so
 set_epoch() would not reach them; use the default (persistent_workers=False) or
 pass the epoch another way.
+
+Shards are read as ShardStore reads them (`ShardStore.open_shard`): Arrow's own files, or a remote
+shard's bytes in Arrow-owned memory, never a Python file object (see `pipeline.shards._arrow_buffer`
+for the abort at interpreter exit that avoids). A worker keeps the last few shards it read open.
+Shards of any schema version are read (`pipeline.samples.image_bytes`).
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from pipeline.images import decode_rgb, to_model_range
-from pipeline.shards import EDIT_KINDS, NUM_ATTRIBUTES, ShardEntry, ShardStore
+from pipeline.shards import EDIT_KINDS, NUM_ATTRIBUTES, ShardEntry, ShardStore, image_bytes
 
 _BASE_COLUMNS = ("sample_id", "image", "identity", "attributes")
+# Shards a worker keeps open between units: enough for runs of units from one shard, few enough that the
+# file descriptors (local) or the whole shards in memory (remote stores, see ShardStore.open_shard) stay bounded.
+_OPEN_SHARDS = 8
 
 
 def _check_kinds(kinds: Sequence[str] | None) -> None:
@@ -129,7 +137,7 @@ class ShardImageDataset(IterableDataset):
                 self.units.extend(_Unit(si, e.name, g, n) for g, n in enumerate(e.row_groups))
                 # One cheap projected read of the small columns gives the exact
                 # filtered length and the identities for the label map.
-                with store.fs.open(store.url_of(e), "rb") as f:
+                with store.open_shard(e) as f:
                     t = pq.read_table(f, columns=["identity", "split", "edit_kind"])
                 t = t.filter(self._mask(t, si)) if self._filtering(si) else t
                 self._len += t.num_rows
@@ -187,11 +195,14 @@ class ShardImageDataset(IterableDataset):
         entry = self._entries[unit.store][unit.shard]
         key = (unit.store, unit.shard)
         if key not in files:
-            files[key] = pq.ParquetFile(store.fs.open(store.url_of(entry), "rb"))
+            if len(files) >= _OPEN_SHARDS:
+                files.pop(next(iter(files)))[1].close()  # the one opened first
+            source = store.open_shard(entry)
+            files[key] = (pq.ParquetFile(source), source)
         cols = list(dict.fromkeys([*_BASE_COLUMNS, *self.extra_columns,
                                    *(["split"] if self.split is not None else []),
                                    *(["edit_kind"] if self.source_kinds[unit.store] is not None else [])]))
-        t = files[key].read_row_group(unit.row_group, columns=cols)
+        t = files[key][0].read_row_group(unit.row_group, columns=cols)
         if self._filtering(unit.store):
             t = t.filter(self._mask(t, unit.store))
         if t.num_rows == 0:
@@ -199,7 +210,7 @@ class ShardImageDataset(IterableDataset):
         attrs = t["attributes"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
         attrs = attrs.astype(np.int8, copy=False).reshape(-1, NUM_ATTRIBUTES)
         shard = store.url_of(entry)
-        columns = [t["sample_id"].to_pylist(), t["image"].to_pylist(), t["identity"].to_pylist(),
+        columns = [t["sample_id"].to_pylist(), image_bytes(t["image"]).to_pylist(), t["identity"].to_pylist(),
                    list(attrs), [shard] * t.num_rows, *(t[c].to_pylist() for c in self.extra_columns)]
         return list(zip(*columns))
 
@@ -268,5 +279,5 @@ class ShardImageDataset(IterableDataset):
             for j in rng.permutation(len(buf)):
                 yield emit(buf[j])
         finally:
-            for f in files.values():
-                f.close()
+            for _, source in files.values():
+                source.close()

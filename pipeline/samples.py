@@ -5,6 +5,12 @@ its identity, split and 40 labels, what edit made it (if any) and by which edito
 (on the synthetic benchmark) its ground-truth attribute regions. `make_row` builds a row from
 pixels; `validate_row` / `validate_table` check rows against the schema and name the row and the
 field that is wrong. The shard store (`pipeline.shards`) writes and reads tables of these rows.
+
+Schema version 2 stores the image as Hugging Face `datasets`' Image feature (a ``{bytes, path}``
+struct, path None) and names every column's feature in the schema metadata under ``huggingface``, so
+``datasets.load_dataset("parquet", data_files=...)`` gives decoded PIL faces with no faceaug code.
+Version 1 shards (the image as plain bytes) are still read: `upgrade_table` brings a table of either
+version to the current schema, and `image_bytes` gives the encoded bytes of an image column of either.
 """
 
 from __future__ import annotations
@@ -22,16 +28,20 @@ import pyarrow.compute as pc
 from pipeline.attributes import CELEBA_ATTRIBUTES
 from pipeline.images import encode_png
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 NUM_ATTRIBUTES = len(CELEBA_ATTRIBUTES)
 EDIT_KINDS = ("original", "added", "removed")
 SPLITS = ("train", "valid", "test")
 IMAGE_FORMATS = ("png", "jpeg")
 
+# Hugging Face `datasets`' Image feature in Arrow. The field is nullable in Arrow because `datasets` matches a
+# feature to a field only if the field is (it treats every field as nullable); validation still requires an image.
+IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+
 SAMPLE_SCHEMA = pa.schema(
     [
         pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("image", pa.binary(), nullable=False),
+        pa.field("image", IMAGE_TYPE),
         pa.field("image_format", pa.string(), nullable=False),
         pa.field("height", pa.int16(), nullable=False),
         pa.field("width", pa.int16(), nullable=False),
@@ -49,8 +59,13 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("regions", pa.binary(), nullable=True),
     ]
 )
-_REQUIRED = tuple(f.name for f in SAMPLE_SCHEMA if not f.nullable)
+_REQUIRED = ("image", *(f.name for f in SAMPLE_SCHEMA if not f.nullable))
 _OPTIONAL = tuple(f.name for f in SAMPLE_SCHEMA if f.nullable and f.type == pa.string())
+# Every schema version this code reads; a shard declares its own (ShardEntry.schema_version).
+SCHEMAS = {
+    "1": SAMPLE_SCHEMA.set(SAMPLE_SCHEMA.get_field_index("image"), pa.field("image", pa.binary(), nullable=False)),
+    SCHEMA_VERSION: SAMPLE_SCHEMA,
+}
 
 
 class ShardError(ValueError):
@@ -140,12 +155,13 @@ def make_row(
     editor_checkpoint: str | None = None,
     regions: np.ndarray | bytes | None = None,
 ) -> dict:
-    """A row dict from an HxWx3 uint8 array (encoded as lossless PNG); `regions` an HxW uint8 bitmask."""
+    """A row dict from an HxWx3 uint8 array (encoded as lossless PNG, stored as {"bytes": png, "path": None}, the
+    form a shard is read back in); `regions` an HxW uint8 bitmask."""
     if image.dtype != np.uint8 or image.ndim != 3:
         raise ShardError(f"{source_image_id}: image must be HxWx3 uint8, got {image.dtype} {image.shape}")
     return {
         "sample_id": sample_id or sample_id_for(source_image_id, attribute_edited, edit_kind),
-        "image": encode_png(image),
+        "image": {"bytes": encode_png(image), "path": None},
         "image_format": "png",
         "height": int(image.shape[0]),
         "width": int(image.shape[1]),
@@ -168,6 +184,20 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
         return None
     width, height = struct.unpack(">II", data[16:24])
     return height, width
+
+
+def _image_value(value: Any, bad) -> dict:
+    """The stored form of a row's image: encoded bytes, or the stored form itself ({"bytes": ..., "path": ...})."""
+    path = None
+    if isinstance(value, Mapping):
+        if set(value) - {"bytes", "path"}:
+            raise bad("image", f"has keys {sorted(value)}; an image is encoded bytes or {{'bytes': ..., 'path': ...}}")
+        value, path = value.get("bytes"), value.get("path")
+        if path is not None and not isinstance(path, str):
+            raise bad("image", f"'path' must be a string or None, got {type(path).__name__}")
+    if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) == 0:
+        raise bad("image", "must be non-empty encoded image bytes")
+    return {"bytes": bytes(value), "path": path}
 
 
 def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
@@ -198,9 +228,7 @@ def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
         if not isinstance(out["regions"], (bytes, bytearray, memoryview)) or _png_size(bytes(out["regions"])) is None:
             raise bad("regions", "must be None or PNG bytes")
         out["regions"] = bytes(out["regions"])
-    if not isinstance(out["image"], (bytes, bytearray, memoryview)) or len(out["image"]) == 0:
-        raise bad("image", "must be non-empty encoded image bytes")
-    out["image"] = bytes(out["image"])
+    out["image"] = _image_value(out["image"], bad)
     if out["image_format"] not in IMAGE_FORMATS:
         raise bad("image_format", f"{out['image_format']!r} is not one of {IMAGE_FORMATS}")
     if out["split"] not in SPLITS:
@@ -217,7 +245,7 @@ def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
             raise bad(name, f"must be an int in 1..32767, got {v!r}")
         out[name] = int(v)
     if out["image_format"] == "png":
-        size = _png_size(out["image"])
+        size = _png_size(out["image"]["bytes"])
         if size is None:
             raise bad("image", "image_format is 'png' but the bytes are not a PNG")
         if size != (out["height"], out["width"]):
@@ -237,14 +265,50 @@ def validate_row(row: Mapping[str, Any], index: int = 0) -> dict:
     return out
 
 
+def _hf_feature(field: pa.Field) -> dict:
+    """A SAMPLE_SCHEMA field's `datasets` feature, as `datasets.Features.to_dict()` writes it."""
+    if field.type == IMAGE_TYPE:
+        return {"_type": "Image"}
+    if pa.types.is_fixed_size_list(field.type):
+        return {"feature": _hf_feature(field.type.value_field), "length": field.type.list_size, "_type": "List"}
+    return {"dtype": str(field.type), "_type": "Value"}  # string, binary, int8/16/64 are spelled alike
+
+
+# What `datasets`' own Parquet writer puts under the schema metadata key "huggingface".
+HF_METADATA = json.dumps({"info": {"features": {f.name: _hf_feature(f) for f in SAMPLE_SCHEMA}}})
+
+
 def schema_with_metadata(dataset_metadata: Mapping[str, Any] | None = None) -> pa.Schema:
-    """SAMPLE_SCHEMA with faceaug.schema_version and faceaug.dataset (JSON) metadata."""
+    """SAMPLE_SCHEMA with faceaug.schema_version, faceaug.dataset (JSON) and huggingface (the features) metadata."""
     return SAMPLE_SCHEMA.with_metadata(
         {
             "faceaug.schema_version": SCHEMA_VERSION,
             "faceaug.dataset": json.dumps(dict(dataset_metadata or {}), sort_keys=True, default=str),
+            "huggingface": HF_METADATA,
         }
     )
+
+
+def image_bytes(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The encoded images of an image column of any schema version: the bytes of the {bytes, path} struct
+    (version 2), or the column itself (version 1)."""
+    return pc.struct_field(column, "bytes") if pa.types.is_struct(column.type) else column
+
+
+def upgrade_table(table: pa.Table) -> pa.Table:
+    """A table read from a shard of any version in SCHEMAS (all its columns or some), in the current schema:
+    a version 1 image column (plain bytes) becomes the {bytes, path} struct with no path. Readers apply it to
+    each shard's table before concatenating, so a dataset resumed across an upgrade reads as one."""
+    if "image" not in table.column_names or table.schema.field("image").type == IMAGE_TYPE:
+        return table
+    column = table["image"]
+    if column.type != pa.binary():
+        raise ShardError(f"image column of type {column.type} is in no schema version this code reads ({', '.join(SCHEMAS)})")
+    chunks = [pa.StructArray.from_arrays([c, pa.nulls(len(c), pa.string())], fields=list(IMAGE_TYPE)) for c in column.chunks]
+    table = table.set_column(table.column_names.index("image"), SAMPLE_SCHEMA.field("image"),
+                             pa.chunked_array(chunks, IMAGE_TYPE))
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"huggingface": HF_METADATA.encode(),
+                                          b"faceaug.schema_version": SCHEMA_VERSION.encode()})
 
 
 def dataset_metadata_of(schema: pa.Schema) -> dict:
@@ -266,14 +330,20 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]], metadata: Mapping[str, Any]
 
 
 def validate_table(table: pa.Table, metadata: Mapping[str, Any] | None = None) -> pa.Table:
-    """Conform a table to SAMPLE_SCHEMA (column order, types) and check enumerations/uniqueness."""
+    """Conform a table (of any version in SCHEMAS) to SAMPLE_SCHEMA (column order, types) and check images,
+    enumerations and uniqueness."""
     missing = [n for n in SAMPLE_SCHEMA.names if n not in table.column_names]
     if missing:
         raise ShardError(f"table lacks columns: {', '.join(missing)}")
     try:
-        table = table.select(SAMPLE_SCHEMA.names).cast(schema_with_metadata(metadata))
+        table = upgrade_table(table.select(SAMPLE_SCHEMA.names)).cast(schema_with_metadata(metadata))
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         raise ShardError(f"table does not match SAMPLE_SCHEMA: {exc}") from None
+    no_image = pc.fill_null(pc.equal(pc.binary_length(image_bytes(table["image"])), 0), True)
+    if pc.any(no_image).as_py():
+        i = pc.index(no_image, True).as_py()
+        raise ShardError(f"row {i} (sample_id={table['sample_id'][i].as_py()!r}): field 'image': "
+                         "must be non-empty encoded image bytes")
     for name, allowed in (("edit_kind", EDIT_KINDS), ("split", SPLITS), ("image_format", IMAGE_FORMATS)):
         bad = pc.invert(pc.is_in(table[name], value_set=pa.array(allowed)))
         if pc.any(bad).as_py():

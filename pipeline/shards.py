@@ -23,14 +23,11 @@ reports; ``cleanup_orphans`` removes it. Callers resume by skipping names for wh
 Nothing is reused or read unverified: ``has`` and the readers (``entries``, ``iter_tables``,
 ``read_table``, and so the loader) check a committed file's size and sha256 against its entry.
 A mismatch makes ``has`` false (the writer rewrites the shard) and the readers raise ShardError
-naming the file. The hash is cached in ``_verified/<name>.json`` under the file's identity
-(size, mtime, ctime, inode on local disks; fsspec's info elsewhere), so a re-run hashes each
-file once. The cache trusts the file system's timestamps: it notices any write through the
-file system, not bit rot under it; ``verify`` (``faceaug shards verify``) always hashes.
-
-Longer than 450 lines: the commit protocol, the verified reads and ``verify`` share the entry
-format and the checksum rules, so they are kept together; ``verify`` with its helpers and
-``find_datasets`` is the part to move to a module of its own if this one grows further.
+naming the file. The hash is cached in ``_verified/<name>.json`` (`pipeline.shard_checksums`), so
+a re-run hashes each file once; ``verify`` (`pipeline.shard_verify`, ``faceaug shards verify``)
+always hashes. Readers bring shards of an older schema version to the current one
+(`pipeline.samples.upgrade_table`), one shard at a time, so a dataset resumed across an upgrade
+reads as one.
 """
 
 from __future__ import annotations
@@ -38,13 +35,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
-import time
 import uuid
 import warnings
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import fsspec
 import pyarrow as pa
@@ -53,9 +47,15 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from pipeline.samples import (  # noqa: F401  (re-exported: the schema and row helpers come with the store)
-    EDIT_KINDS, NUM_ATTRIBUTES, SAMPLE_SCHEMA, SCHEMA_VERSION, SHARD_NAME_RE, SPLITS, ShardEntry, ShardError,
-    dataset_metadata_of, make_row, rows_to_table, sample_id_for, schema_with_metadata, validate_row, validate_table,
+    EDIT_KINDS, NUM_ATTRIBUTES, SAMPLE_SCHEMA, SCHEMA_VERSION, SCHEMAS, SHARD_NAME_RE, SPLITS, ShardEntry, ShardError,
+    dataset_metadata_of, image_bytes, make_row, rows_to_table, sample_id_for, schema_with_metadata, upgrade_table,
+    validate_row, validate_table,
 )
+from pipeline.atomic import fsync_dir
+from pipeline.shard_checksums import ChecksumCache
+
+if TYPE_CHECKING:
+    from pipeline.shard_verify import VerifyReport
 
 # Rows per Parquet row group: the unit of work the loader hands to workers. Small
 # enough that a shard of a few thousand samples splits across workers, large
@@ -70,34 +70,10 @@ _NAME_RE = SHARD_NAME_RE
 # A manifest entry is a few hundred bytes; a bigger file in _manifest/ is not read into memory.
 MAX_ENTRY_BYTES = 2**20
 MAX_SUMMARY_BYTES = 256 * 2**20  # manifest.json: a few hundred bytes per shard
-# A cached verification is trusted only for a file last modified this long before it was hashed:
-# timestamps are coarse (a jiffy on Linux, 2 s on FAT), so a write in the same tick as the hash
-# would leave the file's identity unchanged ("racy git"); such a file is simply hashed again.
-_RACY_NS = 2 * 10**9
-_HASH_CHUNK = 4 * 2**20
 
 
 class CorruptShardWarning(UserWarning):
     """A committed shard failed its checksum and is not reused (it will be rewritten)."""
-
-
-@dataclass
-class VerifyReport:
-    """Result of ShardStore.verify(): ok iff no problems (orphans count as problems)."""
-
-    root: str
-    ok: bool
-    problems: list[str]
-    shards: int
-    rows: int
-    orphans: list[str] = field(default_factory=list)
-
-    def format(self) -> str:
-        head = (f"{self.root}: {'OK' if self.ok else 'PROBLEMS'} — {self.shards} committed shards, "
-                f"{self.rows} rows")
-        if self.ok:
-            return head
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
 class ShardStore:
@@ -113,6 +89,7 @@ class ShardStore:
         self.root = root.rstrip("/") or "/"
         self._metadata = dict(metadata) if metadata is not None else None
         self._local = isinstance(self.fs, LocalFileSystem)
+        self._checksums = ChecksumCache(self.fs, self._p(VERIFIED_DIR), local=self._local)
 
     def __repr__(self) -> str:
         return f"ShardStore({self.path!r})"
@@ -148,7 +125,7 @@ class ShardStore:
                 os.fsync(f.fileno())
             os.makedirs(os.path.dirname(final), exist_ok=True)
             os.replace(tmp, final)  # atomic on POSIX, replaces a stale orphan
-            _fsync_dir(os.path.dirname(final))
+            fsync_dir(os.path.dirname(final))
         else:
             self.fs.pipe_file(tmp, data)
             parent = final.rsplit("/", 1)[0]
@@ -163,7 +140,7 @@ class ShardStore:
         entries = self.entries()
         if not entries:
             return {}
-        with self._arrow_source(entries[0]) as f:
+        with self.open_shard(entries[0]) as f:
             return dataset_metadata_of(pq.read_schema(f))
 
     # -- writing -----------------------------------------------------------
@@ -193,7 +170,7 @@ class ShardStore:
         if table.num_rows == 0:
             raise ShardError(f"shard {name!r}: no rows to write")
 
-        buf = pa.BufferOutputStream()  # Arrow-owned memory, see _arrow_source
+        buf = pa.BufferOutputStream()  # Arrow-owned memory, see open_shard
         pq.write_table(table, buf, row_group_size=row_group_size, compression="none",
                        write_statistics=["split", "edit_kind", "identity"])
         data = buf.getvalue().to_pybytes()
@@ -218,9 +195,7 @@ class ShardStore:
         self._write_bytes_atomic(data, self.shard_path(name), f"{name}.{token}.parquet")  # 1 + 2
         entry_bytes = json.dumps(entry.to_json(), indent=1, sort_keys=True).encode()
         self._write_bytes_atomic(entry_bytes, self._entry_path(name), f"{name}.{token}.json")  # 3
-        identity = self._identity(self.shard_path(name))
-        identity.pop("regular")
-        self._remember(entry, identity)
+        self._checksums.remember(entry, self.shard_path(name))
         return entry
 
     # -- reading -----------------------------------------------------------
@@ -328,72 +303,16 @@ class ShardStore:
             return "not committed"
         return self.checksum_problem(entry)
 
-    def _arrow_source(self, entry: ShardEntry) -> pa.NativeFile:
-        """What pyarrow reads a shard from: Arrow's own file on local disks, else the remote file's bytes
-        copied into an Arrow-owned buffer. Never a Python object (see `_arrow_buffer`)."""
+    def open_shard(self, entry: ShardEntry) -> pa.NativeFile:
+        """What pyarrow reads a shard from (the caller closes it): Arrow's own file on local disks, else the
+        remote file's bytes copied into an Arrow-owned buffer. Never a Python object (see `_arrow_buffer`)."""
         path = self.url_of(entry)
         return pa.OSFile(path) if self._local else pa.BufferReader(_arrow_buffer(self.fs.cat_file(path)))
 
-    # -- the checksum cache --------------------------------------------------
     def checksum_problem(self, entry: ShardEntry) -> str | None:
         """None if the shard file has the size and sha256 its entry records (hashed at most once per file
-        identity, see the module docstring); else what is wrong."""
-        path = self.url_of(entry)
-        try:
-            identity = self._identity(path)
-        except FileNotFoundError:
-            return "the committed shard file is missing"
-        if not identity.pop("regular"):
-            return "failed its checksum: the shard path is not a regular file"
-        if identity["size"] != entry.bytes:
-            return f"failed its checksum: size {identity['size']} bytes, the manifest entry says {entry.bytes}"
-        if self._cached(entry, identity):
-            return None
-        digest = hashlib.sha256()
-        with self.fs.open(path, "rb") as f:
-            for block in iter(lambda: f.read(_HASH_CHUNK), b""):
-                digest.update(block)
-        if digest.hexdigest() != entry.sha256:
-            return (f"failed its checksum: sha256 {digest.hexdigest()[:12]}…, the manifest entry says "
-                    f"{entry.sha256[:12]}…")
-        self._remember(entry, identity)
-        return None
-
-    def _identity(self, path: str) -> dict:
-        """What changes whenever the file is written or replaced."""
-        if self._local:
-            st = os.stat(path)
-            return {"regular": stat.S_ISREG(st.st_mode), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                    "ctime_ns": st.st_ctime_ns, "inode": st.st_ino, "device": st.st_dev}
-        info = self.fs.info(path)
-        return {"regular": info.get("type") == "file", "size": int(info.get("size") or 0),
-                "info": json.loads(json.dumps(info, sort_keys=True, default=str))}
-
-    def _cached(self, entry: ShardEntry, identity: dict) -> bool:
-        try:
-            seen = json.loads(self._small_file(self._p(VERIFIED_DIR, f"{entry.name}.json"), MAX_ENTRY_BYTES))
-        except (OSError, ValueError, RecursionError):  # ShardError is a ValueError
-            return False  # no cache, or a torn or foreign one: hash again
-        if not isinstance(seen, dict) or seen.get("sha256") != entry.sha256 or seen.get("identity") != identity:
-            return False
-        verified = seen.get("verified_ns")
-        racy = "mtime_ns" in identity and (not isinstance(verified, int) or verified - identity["mtime_ns"] <= _RACY_NS)
-        return not racy
-
-    def _remember(self, entry: ShardEntry, identity: dict) -> None:
-        data = json.dumps({"sha256": entry.sha256, "identity": identity, "verified_ns": time.time_ns()}).encode()
-        final = self._p(VERIFIED_DIR, f"{entry.name}.json")
-        try:  # a cache: a read-only store, or a write racing cleanup_orphans, only costs a hash next time
-            if self._local:
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                tmp = f"{final}.{uuid.uuid4().hex}.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, final)
-            else:
-                self.fs.pipe_file(final, data)
-        except OSError:
-            pass
+        identity, see `pipeline.shard_checksums`); else what is wrong."""
+        return self._checksums.problem(entry, self.url_of(entry))
 
     def num_rows(self) -> int:
         return sum(e.rows for e in self.entries())
@@ -433,11 +352,11 @@ class ShardStore:
         return summary
 
     def iter_tables(self, columns: Sequence[str] | None = None) -> Iterator[tuple[ShardEntry, pa.Table]]:
-        """(entry, table) for each committed shard, in name order."""
+        """(entry, table) for each committed shard, in name order, in the current schema (`upgrade_table`)."""
         for entry in self.entries():
-            with self._arrow_source(entry) as f:
+            with self.open_shard(entry) as f:
                 table = pq.read_table(f, columns=list(columns) if columns else None)
-            yield entry, table
+            yield entry, upgrade_table(table)
 
     def read_table(self, columns: Sequence[str] | None = None, filter_split: str | None = None) -> pa.Table:
         """All committed rows as one table (optionally only one split)."""
@@ -460,134 +379,11 @@ class ShardStore:
 
     # -- checking ----------------------------------------------------------
     def verify(self) -> VerifyReport:
-        """Hash and parse every committed shard (bytes, rows, row groups, counts, schema, sample_id
-        uniqueness), check manifest.json against the entries, and find orphans. Never raises on bad data."""
-        problems: list[str] = []
-        if not self.fs.exists(self.root):
-            return VerifyReport(root=self.path, ok=False, problems=[f"{self.path}: does not exist"], shards=0, rows=0)
-        if not self.fs.isdir(self.root):
-            return VerifyReport(root=self.path, ok=False, problems=[f"{self.path}: is not a directory"], shards=0, rows=0)
-        files = self._ls()
-        entries, entry_problems = self._read_entries()
-        if not self.fs.isdir(self._p(MANIFEST_DIR)):
-            problems.append(f"{self._p(MANIFEST_DIR)}: missing, so nothing here is committed"
-                            + (f" ({sum(f.endswith('.parquet') for f in files)} shard files without entries)" if files else ""))
-        problems.extend(entry_problems)
-        orphans, orphan_problems = self._orphans(files, entries)
-        seen: dict[str, str] = {}
-        n_shards = n_rows = 0
-        dataset: dict | None = None
-        for name, entry in sorted(entries.items()):
-            if entry.file not in files:
-                continue  # an orphan entry, reported by _orphans
-            path = self.url_of(entry)
-            found = self._check_shard(path, entry, seen)
-            problems.extend(found[0])
-            if dataset is None:
-                dataset = found[1]
-            if not found[0]:
-                n_shards += 1
-                n_rows += entry.rows
-        problems.extend(orphan_problems)
-        committed = [e for _, e in sorted(entries.items()) if e.file in files]
-        if not committed and not problems:
-            problems.append(f"{self.path}: no committed shards (an empty or never-written dataset)")
-        problems.extend(self._check_summary(committed, dataset or {}))
-        return VerifyReport(root=self.path, ok=not problems, problems=problems, shards=n_shards,
-                            rows=n_rows, orphans=orphans)
+        """Hash and parse every committed shard and find orphans (`pipeline.shard_verify.verify`); never raises
+        on bad data."""
+        from pipeline.shard_verify import verify  # the companion module, which imports this one
 
-    def _check_shard(self, path: str, entry: ShardEntry, seen: dict[str, str]) -> tuple[list[str], dict | None]:
-        """Problems with one committed shard file, and its dataset metadata (None if unreadable)."""
-        problems: list[str] = []
-        data = self.fs.cat_file(path)
-        if len(data) != entry.bytes:
-            problems.append(f"{path}: size {len(data)} bytes, manifest says {entry.bytes}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry.sha256:
-            problems.append(f"{path}: sha256 mismatch (file {digest[:12]}…, manifest {entry.sha256[:12]}…)")
-        try:
-            pf = pq.ParquetFile(pa.BufferReader(_arrow_buffer(data)))
-            if pf.metadata.num_rows != entry.rows:
-                problems.append(f"{path}: {pf.metadata.num_rows} rows, manifest says {entry.rows}")
-            groups = tuple(pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups))
-            if entry.row_groups and groups != entry.row_groups:
-                problems.append(f"{path}: row groups {list(groups)}, manifest says {list(entry.row_groups)}")
-            if not pf.schema_arrow.equals(SAMPLE_SCHEMA, check_metadata=False):
-                problems.append(f"{path}: schema does not match SAMPLE_SCHEMA")
-                return problems, None
-            table = pf.read(columns=["sample_id", "split", "edit_kind"])
-            dataset = dataset_metadata_of(pf.schema_arrow)
-        except Exception as exc:  # noqa: BLE001 — any parse failure is a corrupt shard, reported by file
-            problems.append(f"{path}: cannot read as Parquet ({type(exc).__name__}: {exc})")
-            return problems, None
-        counts: dict[str, int] = {}
-        for s, k in zip(table["split"].to_pylist(), table["edit_kind"].to_pylist()):
-            counts[f"{s}/{k}"] = counts.get(f"{s}/{k}", 0) + 1
-        if entry.counts and counts != entry.counts:
-            problems.append(f"{path}: rows per split/edit_kind {dict(sorted(counts.items()))}, manifest says {entry.counts}")
-        for sid in table["sample_id"].to_pylist():
-            if sid in seen:
-                where = "twice in this shard" if seen[sid] == path else f"also in {seen[sid]}"
-                problems.append(f"{path}: duplicate sample_id {sid!r} ({where})")
-            else:
-                seen[sid] = path
-        return problems, dataset
-
-    def _check_summary(self, committed: list[ShardEntry], dataset: dict) -> list[str]:
-        """manifest.json (if written) must be what write_summary writes for these entries. Of "dataset" only the
-        "key" is compared: the rest is the latest writer's metadata (a resumed run's config may differ in
-        settings that do not change rows, such as workers), while each shard keeps its own writer's."""
-        path = self._p(SUMMARY_FILE)
-        try:
-            on_disk = json.loads(self._small_file(path, MAX_SUMMARY_BYTES))
-        except FileNotFoundError:
-            return []  # optional: written when a stage finishes; verify checks the entries themselves
-        except ShardError as exc:
-            return [f"{path}: {exc}"]
-        except (ValueError, RecursionError) as exc:
-            return [f"{path}: not valid JSON ({exc})"]
-        counts: dict[str, int] = {}
-        for e in committed:
-            for k, n in e.counts.items():
-                counts[k] = counts.get(k, 0) + n
-        expected = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "rows": sum(e.rows for e in committed),
-                    "counts": dict(sorted(counts.items())), "shards": [e.to_json() for e in committed]}
-        if not isinstance(on_disk, dict):
-            return [f"{path}: must be a JSON object (the summary of the committed shards), found {type(on_disk).__name__}"]
-        differ = sorted(k for k in expected.keys() | on_disk.keys() if k != "dataset" and on_disk.get(k) != expected.get(k))
-        written = on_disk.get("dataset")
-        if not isinstance(written, dict) or written.get("key") != dataset.get("key"):
-            differ.append("dataset.key")
-        if not differ:
-            return []
-        listed = {s.get("name") if isinstance(s, dict) else repr(s) for s in on_disk.get("shards", [])} \
-            if isinstance(on_disk.get("shards"), list) else set()
-        names = {e.name for e in committed}
-        detail = "; ".join(x for x in (
-            f"fields that differ: {', '.join(differ)}",
-            f"lists shards with no committed entry: {sorted(map(str, listed - names))}" if listed - names else "",
-            f"omits committed shards: {sorted(names - listed)}" if names - listed else "") if x)
-        return [f"{path}: does not match the committed shards' entries ({detail}); edited by hand, or stale from "
-                "before a later write: re-run the stage that wrote the dataset to rewrite it"]
-
-    def _orphans(self, files: dict[str, int], entries: dict[str, ShardEntry]) -> tuple[list[str], list[str]]:
-        """Paths a killed writer left (from listings only, nothing is read) and a problem for each."""
-        orphans, problems = [], []
-        for name, entry in sorted(entries.items()):
-            if entry.file not in files:
-                problems.append(f"{self.url_of(entry)}: manifest entry exists but the shard file is missing")
-                orphans.append(self._entry_path(name))
-        committed_files = {e.file for e in entries.values()}
-        for fname in sorted(files):
-            if fname.endswith(".parquet") and fname not in committed_files:
-                path = self._p(fname)
-                problems.append(f"{path}: orphan shard file with no manifest entry (never committed)")
-                orphans.append(path)
-        for fname in sorted(self._ls(TMP_DIR)):
-            path = self._p(TMP_DIR, fname)
-            problems.append(f"{path}: leftover temporary file from an interrupted write")
-            orphans.append(path)
-        return orphans, problems
+        return verify(self)
 
     def cleanup_orphans(self) -> list[str]:
         """Remove temporary files, uncommitted shard files and entries without a file.
@@ -595,41 +391,18 @@ class ShardStore:
         Call it on resume before starting writers: it would also remove the
         temporary file of a write in progress. Only listings are read (no hashing).
         """
+        from pipeline.shard_verify import orphans  # the companion module, which imports this one
+
         entries, _ = self._read_entries()
-        orphans, _ = self._orphans(self._ls(), entries)
+        paths, _ = orphans(self, self._ls(), entries)
         removed = []
-        for path in orphans:
+        for path in paths:
             try:
                 self.fs.rm(path)
                 removed.append(path)
             except FileNotFoundError:
                 pass
         return removed
-
-
-def find_datasets(path: str) -> list[str]:
-    """`path` if it is a shard dataset, else the datasets one level below it (local path or fsspec URL).
-
-    A folder is a dataset if it holds any of _manifest/, _tmp/, manifest.json or a .parquet file,
-    so one whose _manifest/ was deleted is still found (and fails verify). Raises FileNotFoundError
-    or NotADirectoryError for a path that is not a folder.
-    """
-    fs, root = fsspec.core.url_to_fs(str(path))
-    if not fs.exists(root):
-        raise FileNotFoundError(f"{path}: no such file or directory")
-    if not fs.isdir(root):
-        raise NotADirectoryError(f"{path}: is not a directory")
-
-    def is_dataset(folder: str) -> bool:
-        names = {i["name"].rstrip("/").rsplit("/", 1)[-1]: i.get("type") for i in fs.ls(folder, detail=True)}
-        return (names.get(MANIFEST_DIR) == "directory" or names.get(TMP_DIR) == "directory" or SUMMARY_FILE in names
-                or any(n.endswith(".parquet") and t == "file" for n, t in names.items()))
-
-    if is_dataset(root):
-        return [str(path)]
-    prefix = str(path).rstrip("/")
-    return [f"{prefix}/{i['name'].rstrip('/').rsplit('/', 1)[-1]}" for i in sorted(fs.ls(root, detail=True), key=lambda i: i["name"])
-            if i.get("type") == "directory" and is_dataset(i["name"])]
 
 
 def ensure_resumable(path: str, key: Mapping[str, Any]) -> None:
@@ -643,7 +416,7 @@ def ensure_resumable(path: str, key: Mapping[str, Any]) -> None:
     good = [e for e in store._committed() if store.checksum_problem(e) is None]
     if not good:
         return
-    with store._arrow_source(good[0]) as f:
+    with store.open_shard(good[0]) as f:
         existing = dataset_metadata_of(pq.read_schema(f)).get("key")
     if existing != json.loads(json.dumps(dict(key))):
         raise ShardError(
@@ -667,16 +440,3 @@ def _arrow_buffer(data: bytes) -> pa.Buffer:
     out.write(data)
     return out.getvalue()
 
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename durable on local POSIX filesystems (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

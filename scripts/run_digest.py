@@ -43,13 +43,15 @@ def _json(path: Path):
 def _shards(root: Path) -> dict:
     import pyarrow.parquet as pq
 
+    from pipeline.samples import image_bytes  # the image bytes of any schema version, so digests compare across one
+
     out = {}
     for manifest in sorted(root.glob("*/_manifest")):
         rows = []
         for shard in sorted(manifest.parent.glob("*.parquet")):
             table = pq.read_table(shard, columns=["sample_id", "image", "regions", "identity", "split", "attributes"])
-            for r in table.to_pylist():
-                rows.append([r["sample_id"], hashlib.sha256(r["image"]).hexdigest()[:16],
+            for r, image in zip(table.to_pylist(), image_bytes(table["image"]).to_pylist()):
+                rows.append([r["sample_id"], hashlib.sha256(image).hexdigest()[:16],
                              None if r["regions"] is None else hashlib.sha256(r["regions"]).hexdigest()[:16],
                              r["identity"], r["split"], "".join(map(str, r["attributes"]))])
         out[manifest.parent.name] = sorted(rows)

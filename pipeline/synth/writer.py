@@ -46,6 +46,7 @@ from pipeline.synth.recipe import LFW_STREAM as _LFW
 from pipeline.synth.recipe import RenderRecords, render_image, seq as _seq
 from pipeline.synth.regions import decode_regions, encode_regions
 from pipeline.synth.style import DEFAULT_STYLE, Style
+from pipeline.workers import die_with_parent
 _IDX = {name: i for i, name in enumerate(CELEBA_ATTRIBUTES)}
 _SYLLABLES = ("al", "da", "mor", "ven", "ka", "ri", "to", "sel", "mi", "na", "bor", "lin", "qua", "ze", "fen",
               "do", "ra", "vi", "tan", "el", "so", "mar", "gi", "lu", "pe", "ther", "wyn", "cor", "ba", "nes")
@@ -66,9 +67,7 @@ _W: dict = {}
 
 
 def _init_worker(identities: dict, size: int, seed: int, style: Style, parent_pid: int | None = None) -> None:
-    if parent_pid is not None:  # a pool worker: die with the parent (pipeline.ingest.die_with_parent)
-        from pipeline.ingest import die_with_parent
-
+    if parent_pid is not None:  # a pool worker: die with the parent
         die_with_parent(parent_pid)
     _W.update(identities=identities, size=size, seed=seed, style=style)
 

@@ -44,8 +44,8 @@ def test_three_samples_per_train_image_with_provenance(tmp_path):
             assert row["regions"] == r["regions"]
     from PIL import Image
     import io
-    a = np.asarray(Image.open(io.BytesIO(by_id[f"{train[0]['source_image_id']}/eyeglasses/added"]["image"]))).astype(int)
-    o = np.asarray(Image.open(io.BytesIO(train[0]["image"]))).astype(int)
+    a = np.asarray(Image.open(io.BytesIO(by_id[f"{train[0]['source_image_id']}/eyeglasses/added"]["image"]["bytes"]))).astype(int)
+    o = np.asarray(Image.open(io.BytesIO(train[0]["image"]["bytes"]))).astype(int)
     assert np.abs(a - np.clip(o + 64, 0, 255)).max() <= 1  # +0.5 on [-1, 1] is +63.75 levels
 
 

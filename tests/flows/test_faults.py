@@ -131,11 +131,13 @@ def test_verify_checks_manifest_json(tmp_path, damage, message):
 def test_shard_reads_hand_arrow_no_python_owned_memory(tmp_path, monkeypatch):
     """The cause of `shards verify` aborting at exit (status 134, ~1 run in 100): an Arrow pool thread
     releasing a Python-owned buffer needs the GIL, and at interpreter shutdown that ends in std::terminate.
-    Every read in pipeline.shards must give pyarrow a native file or an Arrow-owned buffer."""
+    Every shard read (pipeline.shards, pipeline.shard_verify, the loader) must give pyarrow a native file or an
+    Arrow-owned buffer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     import pipeline.shards as shards
+    from pipeline.loader import ShardImageDataset
 
     store = make_originals_store(tmp_path / "ds")
     store.write_summary()
@@ -159,6 +161,7 @@ def test_shard_reads_hand_arrow_no_python_owned_memory(tmp_path, monkeypatch):
     assert fresh.verify().ok
     fresh.read_table()
     fresh.metadata()
+    assert len(list(ShardImageDataset(str(tmp_path / "ds"), split=None, shuffle=False))) == fresh.num_rows()
     with pytest.raises(shards.ShardError, match="already holds shards"):
         shards.ensure_resumable(str(tmp_path / "ds"), {"image_size": 1})
     assert given

@@ -20,22 +20,23 @@ import pyarrow.parquet as pq
 import pytest
 
 from _stores import make_originals_store
-from pipeline.ingest import CrashIsolatingPool, prepare_data
+from pipeline.ingest import prepare_data
 from pipeline.layout import RunLayout
-from pipeline.shards import CorruptShardWarning, ShardError, ShardStore
+from pipeline.shards import CorruptShardWarning, ShardError, ShardStore, image_bytes
+from pipeline.workers import CrashIsolatingPool
 
 QUIET = lambda *_: None  # noqa: E731
 
 
 def rows_of(path) -> dict[str, bytes]:
     table = ShardStore(str(path)).read_table(columns=["sample_id", "image"])
-    return dict(zip(table.column("sample_id").to_pylist(), table.column("image").to_pylist()))
+    return dict(zip(table.column("sample_id").to_pylist(), image_bytes(table.column("image")).to_pylist()))
 
 
 def flip_inside_an_image(store_path, name: str) -> None:
     """Flip one byte inside the first image of shard `name`: same size, a valid Parquet file, another image."""
     path = f"{store_path}/{name}.parquet"
-    image = pq.read_table(pa.OSFile(path), columns=["image"]).column("image")[0].as_py()
+    image = image_bytes(pq.read_table(pa.OSFile(path), columns=["image"]).column("image"))[0].as_py()
     with open(path, "rb") as f:
         data = bytearray(f.read())
     at = data.find(image[64:128]) + 8  # uncompressed, so the PNG bytes lie in the file as they are

@@ -134,7 +134,7 @@ def test_item_format_and_values(stores):
         assert int(batch["identity"][k]) == row["identity"]
         # Pixels come back exactly: uint8 -> [-1, 1] -> uint8.
         img = ((batch["image"][k].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)
-        assert encode_png(img) == row["image"]
+        assert encode_png(img) == row["image"]["bytes"]
 
 
 def test_flip_is_seeded_and_flips(stores):

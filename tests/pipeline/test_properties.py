@@ -296,7 +296,7 @@ def test_manifest_summary_verifies_or_is_reported(store_dir, data):
         written = json.loads(content)
     except (ValueError, RecursionError):
         written = None
-    # the same summary, but for "dataset", of which only the key must agree (see ShardStore._check_summary)
+    # the same summary, but for "dataset", of which only the key must agree (see pipeline.shard_verify._check_summary)
     same = (isinstance(written, dict) and isinstance(written.get("dataset"), dict)
             and written["dataset"].get("key") == summary["dataset"].get("key")
             and {k: v for k, v in written.items() if k != "dataset"} == {k: v for k, v in summary.items() if k != "dataset"})

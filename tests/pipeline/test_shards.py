@@ -7,11 +7,13 @@ import json
 import uuid
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from pipeline.images import decode_rgb
+from pipeline.samples import IMAGE_TYPE
 from pipeline.shards import (
     SAMPLE_SCHEMA, SCHEMA_VERSION, ShardError, ShardStore, make_row, rows_to_table, validate_row,
 )
@@ -48,8 +50,9 @@ def test_round_trip_is_byte_exact(tmp_path):
     assert len(back) == len(rows)
     for want, got, arr in zip(rows, back, arrays):
         assert got == want  # every field, image bytes included
-        assert np.array_equal(decode_rgb(got["image"], got["sample_id"]), arr)
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(got["image"]))), arr)
+        assert got["image"]["path"] is None
+        assert np.array_equal(decode_rgb(got["image"]["bytes"], got["sample_id"]), arr)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(got["image"]["bytes"]))), arr)
     assert store.read_table(filter_split="test", columns=["sample_id"]).column_names == ["sample_id"]
     assert store.read_table(filter_split="test").num_rows == 6  # sources 0 and 4
 
@@ -98,6 +101,18 @@ def test_missing_and_duplicate_fields_rejected():
     rows[1]["sample_id"] = rows[0]["sample_id"]
     with pytest.raises(ShardError, match="duplicate"):
         rows_to_table(rows)
+
+
+def test_rows_take_image_bytes_and_tables_need_them(tmp_path):
+    rows, _ = _rows(0, 2, kinds=("original",))
+    plain = {**rows[0], "image": rows[0]["image"]["bytes"]}  # what ingest hands the store: the encoded bytes
+    assert validate_row(plain) == rows[0]
+    with pytest.raises(ShardError, match=r"field 'image': has keys \['bytes', 'size'\]"):
+        validate_row({**rows[0], "image": {"bytes": b"x", "size": 1}})
+    table = rows_to_table(rows)
+    empty = table.set_column(1, "image", pa.array([rows[0]["image"], {"bytes": b"", "path": None}], IMAGE_TYPE))
+    with pytest.raises(ShardError, match=r"row 1 \(sample_id='000001.jpg/original'\): field 'image': must be non-empty"):
+        ShardStore(tmp_path).write_shard("p0", empty)
 
 
 def test_overwrite_refused_unless_asked(tmp_path):
