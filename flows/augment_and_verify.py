@@ -24,6 +24,7 @@ the registries before any task starts, and a bad key or value fails the run with
 import hashlib
 import json
 import os
+import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +37,11 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
+from flows.progress import PrefectProgress
 from flows.stages import STAGES, Stage, check_config
+from pipeline.atomic import write_json_atomic
 from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.layout import RunLayout
 
 Profile = Literal["tiny", "demo", "evidence", "paper"]
 _PACKAGES = ("pipeline", "editing", "recognition", "flows")
@@ -127,10 +131,11 @@ def run_job(stage_name: str, cfg_json: str, job: dict) -> Any:
     from flows.stages import stage as stage_named
 
     stage = stage_named(stage_name)
+    progress = PrefectProgress()  # the task run's log, and a live progress artifact per counted task
     with _stage(stage.name, stage.label(job)):
         if stage.isolated:
-            return isolated(stage, job, _cfg(cfg_json))
-        return stage.run(_cfg(cfg_json), job, _log)
+            return isolated(stage, job, _cfg(cfg_json), progress)
+        return stage.run(_cfg(cfg_json), job, progress)
 
 
 def _job_task(stage: Stage):
@@ -224,12 +229,20 @@ def augment_and_verify(profile: Profile = "demo", overrides: Optional[dict[str, 
     """Render or check the data, train and score the editors, augment, train and evaluate the verifiers, report."""
     cfg = _resolve(profile, overrides)  # a bad key or value fails here, before any task
     cfg.save(cfg.output_dir)
-    results = {}
-    for stage in STAGES:
+    results, timings = {}, {}
+    started = time.perf_counter()
+    for number, stage in enumerate(STAGES, 1):
         stage_flow = STAGE_FLOWS[stage.name]
         if stage.concurrent:
             stage_flow = stage_flow.with_options(task_runner=task_runner(cfg))
+        print(f"== stage {number}/{len(STAGES)}: {stage.name}")
+        t = time.perf_counter()
         results[stage.name] = stage_flow(profile, overrides)
+        timings[stage.name] = round(time.perf_counter() - t, 1)
+        print(f"== stage {number}/{len(STAGES)}: {stage.name} finished in {timings[stage.name]:.0f} s")
+        write_json_atomic({"stages_seconds": timings, "through": "the Prefect flow"}, RunLayout(cfg).timings)  # the report shows them
+    timings["total"] = round(time.perf_counter() - started, 1)
+    write_json_atomic({"stages_seconds": timings, "through": "the Prefect flow"}, RunLayout(cfg).timings)
     report = results["report"][0]
     _publish(cfg, report)
     print(f"report: {report}")

@@ -98,6 +98,13 @@ def synth(out, identities, images_per_identity, fixed_count, size, seed, lfw_ide
     click.echo(json.dumps(summary, indent=2))
 
 
+def _live():
+    """Progress of a long command: live bars on a terminal, plain lines otherwise (flows/progress.py)."""
+    from flows.progress import TerminalProgress
+
+    return TerminalProgress(sys.stdout)
+
+
 def _progress_bar():
     state = {"last": -1}
 
@@ -155,7 +162,7 @@ def data_prepare(profile, overrides):
 
     cfg = _config(profile, overrides)
     try:
-        summary = prepare_data(cfg, progress=click.echo)
+        summary = prepare_data(cfg, progress=_live())
     except (DatasetError, BadImageError, ValueError, FileExistsError) as exc:
         _fail(exc)
     click.echo(json.dumps(summary, indent=2))
@@ -229,7 +236,7 @@ def editors_train(profile, overrides, editor, attributes, device):
     extra = list(overrides) + ([f"editor.name={editor}"] if editor else [])
     cfg = _config(profile, tuple(extra))
     for attribute in attributes or training_units(cfg):  # a multi-attribute editor trains once, as 'all'
-        out = _run(train_editor, cfg, attribute, device=device, progress=click.echo)
+        out = _run(train_editor, cfg, attribute, device=device, progress=_live())
         click.echo(f"{attribute}: {out}")
 
 
@@ -245,7 +252,7 @@ def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
 
     cfg = _config(profile, overrides)
     for attribute in attributes or cfg.editor.attributes:
-        result = _run(evaluate_stage, cfg, attribute, editor_name=editor, editor_directory=editor_dir, progress=click.echo)
+        result = _run(evaluate_stage, cfg, attribute, editor_name=editor, editor_directory=editor_dir, progress=_live())
         click.echo(json.dumps(result, indent=2))
 
 
@@ -262,7 +269,7 @@ def editors_probe(profile, overrides, attributes, editor_dir):
 
     cfg = _config(profile, overrides)
     for attribute in attributes or cfg.editor.attributes:
-        result = _run(probe_stage, cfg, attribute, editor_directory=editor_dir, progress=click.echo)
+        result = _run(probe_stage, cfg, attribute, editor_directory=editor_dir, progress=_live())
         click.echo(f"\n{attribute} (iteration {result['iteration']}; discriminator balanced accuracy on real test "
                    f"{result['discriminator_balanced_accuracy_on_real_test']:.3f}, judge "
                    f"{result['judge_balanced_accuracy_on_real_test']:.3f})\n{probe_table(result)}")
@@ -285,7 +292,7 @@ def editors_compare(profile, overrides, names, attributes, no_train, device):
 
     cfg = _config(profile, overrides)
     results = _run(compare_editors, cfg, list(names or available()), list(attributes) or None, train=not no_train,
-                   device=device, embed=baseline_embedding(cfg, device), progress=click.echo)
+                   device=device, embed=baseline_embedding(cfg, device), progress=_live())
     for attribute in results:
         click.echo((RunLayout(cfg).compare_dir(attribute) / "compare.md").read_text())
 
@@ -305,7 +312,7 @@ def augment(profile, overrides, attributes, device):
 
     cfg = _config(profile, overrides)
     for attribute in attributes or cfg.editor.attributes:
-        summary = _run(augment_stage, cfg, attribute, device=device, progress=click.echo)
+        summary = _run(augment_stage, cfg, attribute, device=device, progress=_live())
         click.echo(json.dumps(summary, indent=2))
 
 
@@ -328,7 +335,7 @@ def verifier_train(profile, overrides, arms, seeds, device):
     cfg = _config(profile, overrides)
     for arm in arms or cfg.verifier.arms:
         for seed in seeds or cfg.verifier.seeds:
-            out = _run(train_arm, cfg, arm, seed, device=device, progress=click.echo)
+            out = _run(train_arm, cfg, arm, seed, device=device, progress=_live())
             click.echo(f"{arm}/seed-{seed}: {out}")
 
 
@@ -341,7 +348,7 @@ def evaluate(profile, overrides, device):
     from recognition.evaluation import evaluate_run
 
     cfg = _config(profile, overrides)
-    results = _run(evaluate_run, cfg, device=device, progress=click.echo)
+    results = _run(evaluate_run, cfg, device=device, progress=_live())
     from recognition.report import summary_lines
 
     for line in summary_lines({"results": results, "config": json.loads(cfg.to_json())}):
@@ -389,6 +396,23 @@ def report(run_dir):
 
 
 @main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="also write the merged table (.parquet or .csv), with a `run` column")
+@click.option("--metric", default="auc", show_default=True, help="the metric the printed tables show")
+def results(run_dirs, out, metric):
+    """Print each run's results (arms on the standard protocols, differences from the no-edit control) from
+    RUN_DIR/results.parquet; with --out, merge the runs' tidy tables into one file (docs/results-schema.md)."""
+    from recognition.results import print_results
+
+    try:
+        print_results(run_dirs, out=out, metric=metric)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    if out:
+        click.echo(f"merged: {out}")
+
+
+@main.command()
 @click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 def run(profile, overrides):
@@ -399,7 +423,7 @@ def run(profile, overrides):
     from flows.run import run_all
 
     cfg = _config(profile, overrides)
-    out = _run(run_all, cfg, progress=click.echo)
+    out = _run(run_all, cfg, progress=_live())
     click.echo(json.dumps(out["timings"], indent=2))
     click.echo(f"report: {out['report']}")
 

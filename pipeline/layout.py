@@ -72,6 +72,10 @@ class RunLayout:
     def figure(self, name: str) -> Path:
         return self.root / f"{name}.png"
 
+    def progress_log(self, stage: str, job: str) -> Path:
+        """The progress lines of one job of a stage run in a worker process (flows/progress.py)."""
+        return self.root / "progress" / stage.replace(" ", "-") / f"{job.replace('/', '_')}.log"
+
     # -- shard datasets -----------------------------------------------------------------------------
     def shards(self, dataset: str) -> str:
         """URL of one of the run's shard datasets (any fsspec URL; `data.shard_root` may put it elsewhere)."""

@@ -3,7 +3,8 @@
 # starts a local Prefect server (SQLite under data/prefect, analytics off, no network), serves the
 # `augment-and-verify/local` deployment from this repository, runs
 #   prefect deployment run augment-and-verify/local --param profile=demo --watch
-# prints where the report is, and shuts down what it started.
+# shows the flow's progress (stages, training progress) as it runs, prints where the report is, and shuts
+# down what it started.
 #   bash scripts/main.sh                                   # demo profile, ~30 minutes on 2 CPU cores
 #   bash scripts/main.sh --profile evidence                # hours on a CPU, minutes on a GPU
 #   bash scripts/main.sh --profile demo --overrides '{"verifier.seeds": [0, 1]}'
@@ -54,6 +55,10 @@ for _ in $(seq 120); do
   sleep 1
 done
 
+# Progress where the user is looking: the flow's log (each stage starting and finishing, every editor's and
+# verifier's progress lines, relayed from their worker processes) shown here while the run is watched.
+tail -n 0 -F data/prefect/serve.log 2>/dev/null > >(grep --line-buffered -E "\| (INFO|WARNING|ERROR|CRITICAL) +\|") &
+PIDS+=($!)  # tail's own pid: stopping it ends the grep
 .venv/bin/prefect deployment run augment-and-verify/local --param profile="$PROFILE" \
   --params "{\"overrides\": $OVERRIDES}" --watch
 OUT=$(.venv/bin/python -c 'import json, sys; from pipeline.config import load_config; print(load_config(sys.argv[1], json.loads(sys.argv[2])).output_dir.resolve())' "$PROFILE" "$OVERRIDES")

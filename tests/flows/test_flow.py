@@ -33,6 +33,7 @@ SCRIPT = textwrap.dedent('''
             artifacts = client.read_artifacts()
             result["artifact_types"] = sorted({a.type for a in artifacts})
             result["artifact_keys"] = sorted({a.key for a in artifacts if a.key})
+            result["progress"] = sorted({a.description or "" for a in artifacts if a.type == "progress"})
         if "--again" in sys.argv:
             run = overrides["output_dir"]
             path = os.path.join(run, "verifiers", "baseline", "seed-0", "verifier.pt")
@@ -86,7 +87,9 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(workdir):
     """One uninterrupted run (plus a re-run and a bad-parameter run under the same server)."""
-    result = _result(_flow(workdir, workdir / "reference", "--again"))
+    proc = _flow(workdir, workdir / "reference", "--again")
+    result = _result(proc)
+    result["output"] = proc.stdout + proc.stderr
     return workdir / "reference", result
 
 
@@ -105,6 +108,13 @@ def test_flow_end_to_end_reuse_and_bad_parameters(reference):
     # the run page carries the headline table, the markdown summary, the report link and stage progress
     assert set(result["artifact_types"]) >= {"table", "markdown", "progress"}
     assert set(result["artifact_keys"]) >= {"verification-headline", "results-summary", "report"}  # report: the link
+    # progress where the user looks: each stage's start and end in the flow's log, the trainings' progress lines
+    # relayed from their worker processes as they run, and a live progress artifact per training
+    assert "== stage 1/8: prepare data" in result["output"] and "== stage 8/8: report finished in" in result["output"]
+    assert "sagan/eyeglasses: it 4/4" in result["output"] and "baseline/seed-0: verifier[seed-0]: step" in result["output"]
+    assert any(d.startswith("sagan/eyeglasses 4/4") for d in result["progress"])
+    assert any(d.startswith("baseline/seed-0") for d in result["progress"])
+    assert (run / "progress" / "train-verifiers" / "baseline-0.log").exists()
     # re-running the same config reuses every finished stage (files, not only Prefect's database)
     assert result["reused"] and result["again"] == result["report"]
     # a bad override fails with the key named, before any task (nothing is written)

@@ -117,6 +117,22 @@ def test_merge_two_runs(reported, tmp_path):
     assert base.set_index("run")["value"].loc[str(other)] == 0.123
 
 
+def test_results_command_prints_and_merges(reported, tmp_path):
+    from click.testing import CliRunner
+
+    from flows.cli import main
+
+    run_dir, _, t = reported
+    out = tmp_path / "merged.csv"
+    result = CliRunner().invoke(main, ["results", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"== {run_dir}:" in result.output and "baseline" in result.output
+    merged = pd.read_csv(out)
+    assert len(merged) == len(t) and set(merged["run"]) == {str(run_dir)}
+    bad = CliRunner().invoke(main, ["results", str(tmp_path)])  # a directory without results: a clear error
+    assert bad.exit_code != 0 and "results" in bad.output
+
+
 def _stored_grid(faces: int, cell: int, region: bool):
     """An evaluation.png as editing/evaluate.py stores it: per face original | edited | mask | |residual| [| true region]."""
     import numpy as np
