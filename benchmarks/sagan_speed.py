@@ -36,6 +36,11 @@ from pipeline.precision import autocast_dtype  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 
 
+def memory_format(device: str) -> torch.memory_format:
+    """As the trainer has it (editing/gan.py GanTrainer.memory_format): channels_last on GPUs, NCHW on CPUs."""
+    return torch.channels_last if device.startswith("cuda") else torch.contiguous_format
+
+
 def build(profile: str, device: str):
     cfg = load_config(profile)
     s, e = cfg.editor.sagan, cfg.editor
@@ -44,7 +49,7 @@ def build(profile: str, device: str):
     d = Discriminator(size, s.d_conv_dim, s.d_layers)
     for m in (g, d):
         m.apply(init_weights)
-        m.to(device, memory_format=torch.channels_last)
+        m.to(device, memory_format=memory_format(device))
     fused = device == "cuda"
     opt_g = torch.optim.Adam(g.parameters(), lr=e.lr, betas=tuple(e.betas), fused=fused)
     opt_d = torch.optim.Adam(d.parameters(), lr=e.lr, betas=tuple(e.betas), fused=fused)
@@ -55,12 +60,12 @@ def bench_training(profile: str, device: str, precision: str, iters: int) -> dic
     cfg, size, g, d, opt_g, opt_d = build(profile, device)
     bs = cfg.editor.batch_size
     gen = torch.Generator().manual_seed(0)
-    x = (torch.rand(64, 3, size, size, generator=gen) * 2 - 1).to(device).contiguous(memory_format=torch.channels_last)
+    x = (torch.rand(64, 3, size, size, generator=gen) * 2 - 1).to(device).contiguous(memory_format=memory_format(device))
     c = (torch.rand(64, generator=gen) > 0.5).float().to(device)
 
     def draw():
         idx = torch.randint(64, (bs,), generator=gen)
-        return x[idx].contiguous(memory_format=torch.channels_last), c[idx]
+        return x[idx].contiguous(memory_format=memory_format(device)), c[idx]
 
     autocast = autocast_dtype(precision, torch.device(device))
     step = lambda: sagan_iteration(g, d, opt_g, opt_d, draw, cfg.editor.sagan, cfg.editor.n_critic, gen, autocast)  # noqa: E731
@@ -76,7 +81,7 @@ def bench_training(profile: str, device: str, precision: str, iters: int) -> dic
 def bench_editing(profile: str, device: str, precision: str, batch: int, repeats: int, compile_mode: str | None = None) -> dict:
     cfg, size, g, *_ = build(profile, device)
     with torch.no_grad(), FlopCounter() as counter:  # inference_mode convs bypass the flop formulas
-        g(torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last), torch.ones(batch, device=device))
+        g(torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=memory_format(device)), torch.ones(batch, device=device))
     flops = counter.get_total_flops() / batch
     editor = SaganEditor(g, "eyeglasses", size, "bench", torch.device(device), precision)  # the real inference path
     x = torch.rand(batch, 3, size, size) * 2 - 1

@@ -198,7 +198,7 @@ class CycleGanTrainer(GanTrainer):
         modules = {**nets, "pool_with": HistoryBuffer(self.params.pool_size, self.image_size),
                    "pool_without": HistoryBuffer(self.params.pool_size, self.image_size)}
         for pool in (modules["pool_with"], modules["pool_without"]):
-            pool.to(self.device, memory_format=torch.channels_last)
+            pool.to(self.device, memory_format=self.memory_format)
         return arch, modules, {"opt_g": self.adam(nets["g_add"], nets["g_remove"]), "opt_d": self.adam(nets["d_with"], nets["d_without"])}
 
     def iteration(self, draw, rng, autocast):
