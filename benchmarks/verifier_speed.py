@@ -27,7 +27,8 @@ from _measure import FlopCounter, machine, matmul_peak, median_seconds  # noqa: 
 from recognition.heads import CosFaceHead  # noqa: E402
 from pipeline.precision import autocast_dtype  # noqa: E402
 from recognition.backbones import small_input_for  # noqa: E402
-from recognition.verifier import Verifier, embed  # noqa: E402
+from recognition.embedding import embed  # noqa: E402
+from recognition.verifier import Verifier  # noqa: E402
 
 
 def make_training_step(size: int, device: str, classes: int, embedding_dim: int, precision: str = "auto"):

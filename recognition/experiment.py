@@ -50,9 +50,11 @@ def train_arm(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     if dist is None or dist.leader:
         cfg.save(out)
+    # an arm whose training stream equals another's (the no-edit control of two attributes) is trained once
+    twins = [RunLayout(cfg).verifier_dir(other, seed) for other in cfg.verifier.arms if other != arm]
     return train_verifier(sources=arm_sources(cfg, arm), cfg=cfg.verifier, image_size=cfg.data.image_size,
                           out_dir=out, seed=seed, device=device, progress=lambda m: progress(f"{arm}/seed-{seed}: {m}"),
-                          dist=dist)
+                          dist=dist, twins=twins)
 
 
 def check_identities(cfg: RunConfig, arm: str) -> None:
@@ -73,7 +75,7 @@ def check_identities(cfg: RunConfig, arm: str) -> None:
 
 def embed_tests(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None) -> dict:
     """Flip-averaged embeddings of the CelebA-format test originals and the LFW images, cached beside the model."""
-    from recognition.verifier import embed_store, load_verifier
+    from recognition.embedding import embed_store, load_verifier
 
     layout = RunLayout(cfg)
     out = layout.verifier_dir(arm, seed)

@@ -21,7 +21,7 @@ from pipeline.layout import RunLayout
 
 def baseline_embedding(cfg: RunConfig, device: str = "cpu") -> Callable[[torch.Tensor], torch.Tensor] | None:
     """Embeddings of the run's baseline verifier (its first seed); None until one is trained."""
-    from recognition.verifier import embed, load_verifier
+    from recognition.embedding import embed, load_verifier
 
     out = RunLayout(cfg).verifier_dir("baseline", cfg.verifier.seeds[0])
     if not RunLayout(cfg).verifier_done("baseline", cfg.verifier.seeds[0])[0].exists():

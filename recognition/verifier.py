@@ -2,9 +2,7 @@
 
     out = train_verifier(sources=[("runs/x/shards/originals", None)], cfg=cfg.verifier,
                          image_size=64, out_dir=Path("runs/x/verifiers/baseline/seed-0"), seed=0)
-    model = load_verifier(out)
-    emb = embed(model, images)                       # N x D, unit norm, flip-averaged
-    ids, identities, emb = embed_store(model, "runs/x/shards/originals", split="test")
+    # then recognition.embedding: load_verifier(out), embed(model, images), embed_store(model, store, split)
 
 Files in `out_dir`:
 
@@ -13,7 +11,11 @@ Files in `out_dir`:
                     RNG states, loss history, config, sources
     verifier.pt     the finished model: weights, arch args, label count, label identities,
                     image size, config, sources (written once training completes)
-    training.json   steps, budget, samples seen, images/s, loss curve, ... (on completion)
+    training.json   steps, budget, samples seen, images/s, loss curve, the training stream's
+                    fingerprint, ... (on completion)
+
+Trained once: an arm whose training stream has the fingerprint of another finished one (same samples in
+the same order, same settings and seed) reuses that verifier (`twins`) instead of training it again.
 
 Budget: `equal_steps` trains `cfg.steps` optimiser steps whatever the arm's size, so arms
 compared against each other get identical compute and an identical learning-rate schedule;
@@ -47,7 +49,6 @@ from torch import nn
 from pipeline import faults
 from pipeline.atomic import save_torch_atomic, write_json_atomic
 from pipeline.config import VerifierConfig
-from pipeline.images import batch_to_model_range
 from pipeline.layout import VERIFIER_RECORD, VERIFIER_WEIGHTS
 from pipeline.precision import amp, autocast_dtype
 from pipeline.training_keys import check_key, config_key, keyed_when_set
@@ -188,8 +189,13 @@ def train_verifier(
     workers: int = 0,
     progress: Callable[[str], None] = print,
     dist: Distributed | None = None,
+    twins: Sequence[Path] = (),
 ) -> Path:
     """Train (or resume, or reuse) one verifier on the train split of `sources`; returns out_dir.
+
+    twins: directories of other trainings (other arms, same seed) to reuse when one of them finished with the same
+    settings on a training stream of the same fingerprint (`ShardImageDataset.fingerprint`: the same samples in
+    the same order), which would train the very same verifier: it is copied, and its record says from where.
 
     dist: this process's rank in a torchrun job (recognition/train_ddp.py, process group already initialised).
     Every rank walks the same sample stream and takes its interleaved share of each global batch of
@@ -233,6 +239,11 @@ def train_verifier(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ds = _dataset(srcs, seed=seed, image_size=image_size)
+    stream = (state or {}).get("stream") or ds.fingerprint()
+    if state is None and world == 1:
+        twin = _finished_twin(twins, key, stream)
+        if twin is not None:
+            return _reuse(twin, out, key, stream, progress, tag)
     if world > 1:
         ds.interleave(dist.rank, world)
     n = len(ds)
@@ -286,7 +297,7 @@ def train_verifier(
             "loader": {"epoch": step * cfg.batch_size // n, "offset": step * cfg.batch_size % n,
                        "samples_seen": step * cfg.batch_size},
             "rng": rng, "workers": workers, "num_samples": n, "label_identities": label_identities,
-            "losses": losses, "key": key, "arch": model.arch_args,
+            "losses": losses, "key": key, "stream": stream, "arch": model.arch_args,
         }, out / CHECKPOINT)
         barrier(world)
 
@@ -348,76 +359,34 @@ def train_verifier(
         "device": str(dev), "workers": workers, "resumed_from_step": resumed_from,
         "wall_s_this_session": wall, "images_per_s": (total - start_step) * cfg.batch_size / max(wall, 1e-9),
         "final_loss": float(np.mean(losses[-max(1, total // 20):])), "loss_curve": losses,
-        "sources": srcs, "seed": seed, "config": json.loads(cfg.model_dump_json()), "key": key,
+        "sources": srcs, "seed": seed, "config": json.loads(cfg.model_dump_json()), "key": key, "stream": stream,
     }, out / TRAINING_JSON)
     progress(f"{tag}: done, {total} steps, {samples} samples ({samples / n:.2f} epochs) -> {out / WEIGHTS}")
     barrier(world)
     return out
 
 
-# ---------------------------------------------------------------------------
-# Inference
-# ---------------------------------------------------------------------------
+def _finished_twin(twins: Sequence[Path], key: dict, stream: str) -> Path | None:
+    """The first of `twins` that finished a training with `key` apart from its sources, on a stream of fingerprint `stream`."""
+    same = {k: v for k, v in key.items() if k != "sources"}
+    for twin in twins:
+        record = Path(twin) / TRAINING_JSON
+        if not ((Path(twin) / WEIGHTS).exists() and record.exists()):
+            continue
+        done = json.loads(record.read_text())
+        if done.get("stream") == stream and {k: v for k, v in (done.get("key") or {}).items() if k != "sources"} == same:
+            return Path(twin)
+    return None
 
 
-def load_verifier(out_dir: str | Path, device: str | torch.device | None = None) -> Verifier:
-    """The trained model of `out_dir` (or a path to its verifier.pt), in eval mode."""
-    path = Path(out_dir)
-    path = path / WEIGHTS if path.is_dir() else path
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = Verifier(**state["arch"])
-    model.load_state_dict(state["model"])
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.image_size = state["image_size"]
-    return model.to(dev, memory_format=torch.channels_last).eval()
+def _reuse(twin: Path, out: Path, key: dict, stream: str, progress: Callable[[str], None], tag: str) -> Path:
+    """Copy the twin's finished verifier into `out`, with a record under this training's own key that names the twin."""
+    import shutil
 
-
-def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """N x D float32 unit-norm embeddings: mean of the image's and its mirror's embedding, re-normalised.
-
-    images: N x 3 x H x W float in [-1, 1] (uint8 0..255 is converted).
-    """
-    model.eval()
-    dev = next(model.parameters()).device
-    autocast = autocast_dtype("auto", dev)  # fp32 on CPUs: embedding is cheap next to training
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            x = images[i : i + batch_size]
-            if x.dtype == torch.uint8:
-                x = batch_to_model_range(x)
-            x = x.to(dev, torch.float32).contiguous(memory_format=torch.channels_last)
-            with amp(autocast, dev.type):
-                e = model(x) + model(x.flip(-1).contiguous(memory_format=torch.channels_last))
-            out.append(F.normalize(e.float(), dim=1).cpu())
-    if not out:
-        return np.zeros((0, model.arch_args["embedding_dim"]), np.float32)
-    return torch.cat(out).numpy()
-
-
-def embed_store(model: Verifier, store_path: str, split: str | None = None, *, edit_kinds: Sequence[str] | None = None,
-                batch_size: int = 256) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(sample_ids, identities int64 [N], embeddings float32 [N x D]) for every row of a shard store
-    (optionally one split / some edit kinds), in stored order."""
-    from pipeline.loader import ShardImageDataset
-
-    ds = ShardImageDataset(store_path, split=split, edit_kinds=edit_kinds, shuffle=False)
-    ids: list[str] = []
-    identities: list[int] = []
-    chunks: list[np.ndarray] = []
-    images: list[torch.Tensor] = []
-
-    def flush() -> None:
-        if images:
-            chunks.append(embed(model, torch.stack(images), batch_size))
-            images.clear()
-
-    for item in ds:
-        ids.append(item["sample_id"])
-        identities.append(item["identity"])
-        images.append(item["image"])
-        if len(images) == batch_size:
-            flush()
-    flush()
-    emb = np.concatenate(chunks) if chunks else np.zeros((0, model.arch_args["embedding_dim"]), np.float32)
-    return ids, np.asarray(identities, np.int64), emb
+    shutil.copyfile(twin / WEIGHTS, out / f"{WEIGHTS}.tmp")
+    (out / f"{WEIGHTS}.tmp").replace(out / WEIGHTS)
+    record = json.loads((twin / TRAINING_JSON).read_text())
+    write_json_atomic({**record, "key": key, "sources": key["sources"], "stream": stream, "reused_from": str(twin),
+                       "wall_s_this_session": 0.0}, out / TRAINING_JSON)
+    progress(f"{tag}: the same training stream as {twin} (fingerprint {stream[:12]}): its verifier is reused, not trained again")
+    return out

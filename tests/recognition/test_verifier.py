@@ -11,10 +11,8 @@ import torch
 
 from pipeline.config import VerifierConfig
 from recognition.heads import ArcFaceHead, CosFaceHead, make_head
-from recognition.verifier import (
-    CHECKPOINT, TRAINING_JSON, WEIGHTS, Verifier, embed, embed_store, load_verifier, lr_at, total_steps,
-    train_verifier,
-)
+from recognition.embedding import embed, embed_store, load_verifier
+from recognition.verifier import CHECKPOINT, TRAINING_JSON, WEIGHTS, Verifier, lr_at, total_steps, train_verifier
 from _stores import make_originals_store
 
 SIZE = 16
@@ -217,3 +215,58 @@ def test_embed_store_one_row_per_sample(store, straight):
     # Batching does not change the result: the store's rows match embedding them directly.
     idx = [ids.index(s) for s in test_ids]
     np.testing.assert_allclose(emb[idx], test_emb, atol=1e-5)
+
+
+def _copy_store(src, dst, change=None):
+    """The rows of `src` written again as a new dataset at `dst`, each passed through `change` first."""
+    from pipeline.shards import ShardStore
+    from pipeline.samples import image_bytes
+
+    source = ShardStore(src)
+    out = ShardStore(str(dst), metadata={"dataset": "copy"})
+    for entry, table in source.iter_tables():
+        rows = table.to_pylist()
+        for row, blob in zip(rows, image_bytes(table["image"]).to_pylist()):
+            row["image"] = blob
+        out.write_shard(entry.name, [change(r) if change else r for r in rows])
+    return out.path
+
+
+def test_an_arm_with_the_same_training_stream_as_a_finished_one_reuses_its_verifier(store, straight, tmp_path):
+    """The no-edit control of two attributes trains on the same copies: the second is not trained again. Edit
+    metadata does not enter the stream's fingerprint; one changed image does."""
+    from pipeline.loader import ShardImageDataset
+
+    def relabel(row):  # other attribute labels and provenance, the same images and identities
+        row["attributes"] = [1 - a for a in row["attributes"]]
+        return row
+
+    def one_pixel(row):
+        if row["sample_id"].startswith("000001"):
+            from pipeline.images import decode_rgb, encode_png
+
+            arr = decode_rgb(row["image"], "test").copy()
+            arr[0, 0, 0] ^= 1
+            row["image"] = encode_png(arr)
+        return row
+
+    same = _copy_store(store, tmp_path / "same", relabel)
+    other = _copy_store(store, tmp_path / "other", one_pixel)
+    fingerprint = lambda path: ShardImageDataset(path, image_size=SIZE).fingerprint()  # noqa: E731
+    assert fingerprint(same) == fingerprint(store) != fingerprint(other)
+
+    log = []
+    reused = train_verifier(sources=[(same, None)], cfg=_cfg(), image_size=SIZE, out_dir=tmp_path / "twin", seed=0,
+                            device="cpu", progress=log.append, twins=[tmp_path / "missing", straight])
+    record = json.loads((reused / TRAINING_JSON).read_text())
+    assert record["reused_from"] == str(straight) and any("reused, not trained again" in m for m in log)
+    assert record["key"]["sources"] == [[str(same), None]] and record["stream"] == fingerprint(store)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(reused).values(), _weights(straight).values()))
+    assert not (reused / CHECKPOINT).exists()  # nothing was trained
+
+    trained = train_verifier(sources=[(other, None)], cfg=_cfg(), image_size=SIZE, out_dir=tmp_path / "trained", seed=0,
+                             device="cpu", progress=lambda m: None, twins=[straight])
+    assert "reused_from" not in json.loads((trained / TRAINING_JSON).read_text())  # another stream: trained
+    elsewhere = train_verifier(sources=[(same, None)], cfg=_cfg(), image_size=SIZE, out_dir=tmp_path / "seed1", seed=1,
+                               device="cpu", progress=lambda m: None, twins=[straight])
+    assert "reused_from" not in json.loads((elsewhere / TRAINING_JSON).read_text())  # another seed: trained
