@@ -8,11 +8,10 @@ section picks (threads on this machine, or Dask on a local or an existing cluste
 alone with the same parameters as the parent. Every job resumes or reuses finished work from the
 files it wrote, so a re-run after a failure or a kill continues, whatever Prefect's database remembers.
 
-Caching: the jobs of the training stages are cached by Prefect on (stage, parameters, code version,
-digest of the files that mark the job finished, `pipeline.layout`). The key only exists once those
-files exist, so a cache hit never returns work that is not on disk; delete an editor's directory
-and its task runs again. Task results are persisted as JSON, never pickled: reading a cached
-result cannot execute code.
+No Prefect caching and no persisted task results: every job finds its own finished work on disk (checked
+against checksums and training keys), so Prefect has nothing to remember, and no file it could read back
+(a result record names its own serializer, pickle included) is ever written or read. Every task and
+flow here sets `persist_result=False`, whatever PREFECT_RESULTS_PERSIST_BY_DEFAULT says.
 
 Parameters: `profile` (tiny | demo | evidence | paper) and `overrides` (dotted config keys to
 values, e.g. {"verifier.seeds": [0, 1, 2]}); they are validated against the typed run config and
@@ -21,14 +20,13 @@ the registries before any task starts, and a bad key or value fails the run with
 
 # (No `from __future__ import annotations` here: the served runner loads this file by path and
 # must resolve the parameter types to build their schema.)
-import hashlib
 import json
 import os
 import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
@@ -44,21 +42,6 @@ from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.layout import RunLayout
 
 Profile = Literal["tiny", "demo", "evidence", "paper"]
-_PACKAGES = ("pipeline", "editing", "recognition", "flows")
-
-
-def _code_version() -> str:
-    """Digest of this repository's Python sources: a code change invalidates Prefect's cache."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for package in _PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-CODE_VERSION = _code_version()
 
 
 class StageFailed(RuntimeError):
@@ -95,36 +78,7 @@ def _log(message: str) -> None:
     get_run_logger().info(message)
 
 
-def _read(url: str) -> Optional[bytes]:
-    """A marker file's bytes from any fsspec filesystem, or None if it does not exist."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
-    try:
-        with fs.open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def _cache_key(stage: Stage) -> Callable:
-    """A Prefect cache key over (stage, config, job, code version, the files marking the job finished),
-    or no key (no caching) while any of those files is missing."""
-
-    def key(context, parameters: dict) -> Optional[str]:
-        job = parameters["job"]
-        contents = [_read(url) for url in stage.done(_cfg(parameters["cfg_json"]), job)]
-        if any(c is None for c in contents):
-            return None
-        h = hashlib.sha256(f"{stage.name}|{CODE_VERSION}|{parameters['cfg_json']}|{json.dumps(job, sort_keys=True)}".encode())
-        for c in contents:
-            h.update(c)
-        return h.hexdigest()
-
-    return key
-
-
-@task
+@task(persist_result=False, result_serializer="json")
 def run_job(stage_name: str, cfg_json: str, job: dict) -> Any:
     """One job of one stage (configured per stage by `_job_task`)."""
     from flows.run import isolated
@@ -139,15 +93,13 @@ def run_job(stage_name: str, cfg_json: str, job: dict) -> Any:
 
 
 def _job_task(stage: Stage):
-    options = dict(name=stage.slug, task_run_name=f"{stage.slug}-{{job}}", persist_result=True, result_serializer="json")
-    if stage.done is not None:
-        options["cache_key_fn"] = _cache_key(stage)
+    options = dict(name=stage.slug, task_run_name=f"{stage.slug}-{{job}}", persist_result=False, result_serializer="json")
     if stage.isolated or stage.concurrent:
         options.update(RETRY)
     return run_job.with_options(**options)
 
 
-@task(name="finish")
+@task(name="finish", persist_result=False, result_serializer="json")
 def finish_stage(stage_name: str, cfg_json: str, results: list) -> Any:
     from flows.stages import stage as stage_named
 
@@ -205,7 +157,7 @@ def _stage_flow(stage: Stage):
 
     run_stage.__name__ = stage.slug.replace("-", "_")
     run_stage.__doc__ = f"The {stage.name!r} stage of augment-and-verify."
-    return flow(name=stage.slug, log_prints=True)(run_stage)
+    return flow(name=stage.slug, log_prints=True, persist_result=False, result_serializer="json")(run_stage)
 
 
 STAGE_FLOWS = {stage.name: _stage_flow(stage) for stage in STAGES}
@@ -224,7 +176,7 @@ def _publish(cfg: RunConfig, report_path: str) -> None:
     create_link_artifact(key="report", link=Path(report_path).as_uri(), link_text="report.html", description="open from disk")
 
 
-@flow(name="augment-and-verify", log_prints=True)
+@flow(name="augment-and-verify", log_prints=True, persist_result=False, result_serializer="json")
 def augment_and_verify(profile: Profile = "demo", overrides: Optional[dict[str, Any]] = None) -> str:
     """Render or check the data, train and score the editors, augment, train and evaluate the verifiers, report."""
     cfg = _resolve(profile, overrides)  # a bad key or value fails here, before any task

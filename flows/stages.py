@@ -37,7 +37,6 @@ class Stage:
     finish: Callable[[RunConfig, list, Progress], Any] | None = None  # after every job, with their results
     isolated: bool = False  # each job in its own process with one torch thread (trainings)
     concurrent: bool = False  # jobs may run side by side (threads or Dask workers) in the Prefect flow
-    done: Callable[[RunConfig, Job], list[str]] | None = None  # files marking a job finished (Prefect cache keys)
 
     @property
     def slug(self) -> str:
@@ -141,13 +140,11 @@ def _single(cfg: RunConfig) -> list[Job]:
 
 STAGES: tuple[Stage, ...] = (
     Stage("prepare data", _single, _prepare, label=lambda job: "all"),
-    Stage("train editors", _editor_jobs, _train_editor, isolated=True, concurrent=True,
-          done=lambda cfg, job: [str(RunLayout(cfg).editor_done(job["unit"], job["editor"]))]),
+    Stage("train editors", _editor_jobs, _train_editor, isolated=True, concurrent=True),
     Stage("score editors", _editor_attribute_jobs, _score_editor),
     Stage("augment", _augment_jobs, _augment_shard, label=lambda job: f"{job['editor']}-{job['attribute']}-shard{job['shard']}",
           finish=_augment_finish, concurrent=True),
-    Stage("train verifiers", _verifier_jobs, _train_verifier, isolated=True, concurrent=True,
-          done=lambda cfg, job: [str(p) for p in RunLayout(cfg).verifier_done(job["arm"], job["seed"])]),
+    Stage("train verifiers", _verifier_jobs, _train_verifier, isolated=True, concurrent=True),
     Stage("identity preservation", _editor_attribute_jobs, _identity),
     Stage("evaluate", _single, _evaluate, label=lambda job: "all"),
     Stage("report", _single, _report, label=lambda job: "all"),

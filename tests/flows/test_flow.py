@@ -57,6 +57,10 @@ BASE = {"verifier.threads": 1, "verifier.checkpoint_every": 2, "verifier.arms": 
 def _flow(cwd, run, *extra, kill_at=None, **overrides):
     env = dict(os.environ)
     env.pop("FACEAUG_KILL_AT", None)
+    # nothing Prefect could read back (a result record names its own serializer, pickle included) may be
+    # written, even when the user's Prefect settings persist results by default
+    env["PREFECT_RESULTS_PERSIST_BY_DEFAULT"] = "true"
+    env["PREFECT_LOCAL_STORAGE_PATH"] = str(cwd / "prefect-results")
     if kill_at:
         env["FACEAUG_KILL_AT"] = kill_at
         env["FACEAUG_KILL_COUNTER"] = str(cwd / f"kill-counter-{kill_at}")
@@ -119,6 +123,13 @@ def test_flow_end_to_end_reuse_and_bad_parameters(reference):
     assert result["reused"] and result["again"] == result["report"]
     # a bad override fails with the key named, before any task (nothing is written)
     assert "data.imagesize" in result["bad"] and not result["bad_dir_exists"]
+    # no task or flow result was persisted (nothing for Prefect to read back); the one record Prefect writes
+    # whatever the settings, the exception of the failed run above, is JSON, not a pickle
+    stored = [p for p in (run.parent / "prefect-results").rglob("*") if p.is_file()]
+    assert len(stored) <= 1, stored
+    for record in stored:
+        text = record.read_text()
+        assert '"__exc_type__": "builtins.ValueError"' in text and "data.imagesize" in text, text[:500]
 
 
 def test_sigkill_mid_augmentation_and_mid_training_then_resume(workdir, reference):
