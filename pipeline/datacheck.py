@@ -136,7 +136,9 @@ def format_summary(summary: dict) -> str:
         rows.append(("image sizes", ", ".join(f"{k} x{v}" for k, v in (sizes or {}).items()) + f" ({how})"))
     elif sizes:
         rows.append(("image sizes", ", ".join(f"{k} x{v}" for k, v in sizes.items())
-                     + f" ({summary.get('image_sizes_checked', 0)} sampled)"))
+                     + f" ({summary.get('image_sizes_checked', 0)} sampled"
+                     + (f", {summary['image_headers_bad']} more sampled with a bad header, listed under problems"
+                        if summary.get("image_headers_bad") else "") + ")"))
     conv = summary.get("image_report", {}).get("converted") if summary.get("decoded") else None
     if conv:
         rows.append(("converted", ", ".join(f"{k} x{v}" for k, v in conv.items())))
@@ -191,15 +193,18 @@ def _image_facts(paths: list[Path], root: Path, decode: bool, workers: int | Non
     step = max(1, len(regular) // SIZE_SAMPLE)
     sample = regular[::step][:SIZE_SAMPLE]
     sizes: Counter = Counter()
+    bad_headers = 0
     for p in sample:
         try:
             w, h = image_size(p)
         except BadImageError as exc:
             problems.append(Problem(rel(str(p)), None, exc.reason))
+            bad_headers += 1
             continue
         sizes[f"{w}x{h}"] += 1
     return {"decoded": False, "image_sizes": _sorted_sizes(sizes), "image_sizes_checked": sum(sizes.values()),
-            "images_listed": len(paths), "images_not_regular": len(odd), "images_absent": len(absent)}
+            "image_headers_bad": bad_headers, "images_listed": len(paths), "images_not_regular": len(odd),
+            "images_absent": len(absent)}
 
 
 def _entry_kinds(paths: list[Path]) -> dict[Path, str]:

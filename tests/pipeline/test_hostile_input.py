@@ -115,6 +115,9 @@ def test_cli_data_check_json_reports_the_bomb(tmp_path, decode):
     summary = json.loads(res.stdout)  # the whole summary on stdout, not a traceback
     [problem] = summary["celeba"]["problems"]
     assert problem["file"] == f"{IMAGE_DIR}/000005.jpg" and "decompression bomb" in problem["message"]
+    # and it is counted, not only listed: decoded + bad (+ absent) add up, or the sampled headers name it
+    counted = summary["celeba"]["images_bad"] if decode else summary["celeba"]["image_headers_bad"]
+    assert counted == 1
 
 
 # ----------------------------------------------------------------------------- 1 and 3: data prepare
