@@ -5,7 +5,7 @@
 #   prefect deployment run augment-and-verify/local --param profile=demo --watch
 # shows the flow's progress (stages, training progress) as it runs, prints where the report is, and shuts
 # down what it started.
-#   bash scripts/main.sh                                   # demo profile, ~30 minutes on 2 CPU cores
+#   bash scripts/main.sh                                   # demo profile, ~8 minutes on 2 CPU cores
 #   bash scripts/main.sh --profile evidence                # hours on a CPU, minutes on a GPU
 #   bash scripts/main.sh --profile demo --overrides '{"verifier.seeds": [0, 1]}'
 #   KEEP_SERVER=1 bash scripts/main.sh                     # leave the UI up at http://127.0.0.1:4200
