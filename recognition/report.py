@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.layout import EDITOR_JSON, EVALUATION_JSON, IDENTITY_JSON, RunLayout
+from pipeline.layout import EDITOR_JSON, EVALUATION_JSON, IDENTITY_JSON, SELECTION_JSON, RunLayout
 from recognition.results import (BASELINE_FAMILY, CONTROL_FAMILY, CSV, PARQUET, TENFOLD, interval_text, records,
                                  results_table, write_results)
 from recognition.results import attributes_of as _attributes_of
@@ -56,7 +56,8 @@ def collect(run_dir: Path) -> dict:
     for d in layout.editor_dirs():
         meta = _load(d / EDITOR_JSON)
         editors[d.name] = {"evaluation": _load(d / EVALUATION_JSON), "identity": _load(d / IDENTITY_JSON),
-                           "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id", "selection")} if meta else None}
+                           "editor": {k: meta.get(k) for k in ("editor", "attribute", "iterations", "checkpoint_id", "selection")} if meta else None,
+                           "selection": _load(d / SELECTION_JSON)}  # the validation curve the checkpoint was chosen from
     comparisons = {d.name: _load(d / "compare.json") for d in sorted((run_dir / "compare").glob("*")) if (d / "compare.json").exists()}
     timings = {arm: [t.get("wall_s_this_session") if t else None for t in r.get("training", [])] for arm, r in results["arms"].items()}
     return {"run_dir": str(run_dir), "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "config": _load(layout.config),
@@ -306,6 +307,9 @@ def markdown(report: dict, figure_names: list[str]) -> str:
     out += ["", "## Editors", ""]
     for name, e in report["editors"].items():
         out.append(f"- {name}: {editor_line(e)}")
+        chosen = selection_line(e)
+        if chosen:
+            out.append(f"  - {chosen}")
     if report.get("comparisons"):
         from editing.compare import comparison_markdown
 
@@ -346,6 +350,21 @@ def editor_line(e: dict) -> str:
         parts.append(f"identity cos(face, edit) {ident['original_vs_edited']:.3f}")
     parts.append(f"judge balanced accuracy {ev['judge_balanced_accuracy_on_real_test']:.3f}")
     return "; ".join(parts)
+
+
+def selection_line(e: dict) -> str | None:
+    """How the editor's checkpoint was chosen on the validation identities, with the curve of scores, or None
+    when it was not (the last iteration is the editor)."""
+    sel = e.get("selection") or ((e.get("editor") or {}).get("selection"))
+    if not sel or sel.get("best_step") is None:
+        return None
+    iterations = (e.get("editor") or {}).get("iterations")
+    stopped = f", stopped early at {sel['stopped_early_at']}" if sel.get("stopped_early_at") else ""
+    curve = "; ".join(f"{c['step']}: {100 * c['weaker_direction']:.0f}% / {c['outside_change']:.4f}"
+                      for c in sel.get("curve", []) if c.get("weaker_direction") is not None)
+    return (f"checkpoint chosen on the validation identities: iteration {sel['best_step']}"
+            + (f" of {iterations}" if iterations else "") + f"{stopped} ({sel.get('criterion', '')})"
+            + (f". Validation curve (iteration: weaker direction's success / change outside the region): {curve}" if curve else ""))
 
 
 def _rate(d: dict | None) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.report import (HEADLINE_COLUMNS, PRIMARY, editor_line, headline_cells, headline_note, is_standard, pair_set_caption,
+from recognition.report import (HEADLINE_COLUMNS, PRIMARY, editor_line, selection_line, headline_cells, headline_note, is_standard, pair_set_caption,
                                 reuse_text)
 
 esc = html.escape
@@ -176,6 +176,28 @@ def compare_grid_figure(path: Path, cell: int, columns: list[str]) -> bytes | No
     return _png(fig, tight=False)
 
 
+def selection_figure(e: dict) -> bytes | None:
+    """The validation scores over training (success adding and removing, per attribute), the chosen checkpoint marked."""
+    sel = e.get("selection")
+    curve = (sel or {}).get("curve") or []
+    if len(curve) < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 2.4))
+    steps = [c["step"] for c in curve]
+    for attribute in curve[0].get("attributes", {}):
+        for direction, style in (("added", "-o"), ("removed", "--s")):
+            values = [100 * (c["attributes"].get(attribute, {}).get(direction) or float("nan")) for c in curve]
+            ax.plot(steps, values, style, ms=3, label=f"{attribute} {direction}")
+    ax.axvline(sel["best_step"], color="k", lw=0.8, ls=":", label="chosen")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation success (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
 def figures(report: dict) -> dict[str, bytes]:
     out = {f"roc_{name.replace('/', '_')}": roc_figure(report, name) for name in report["results"]["protocols"]
            if any(name in r["protocols"] for r in report["results"]["arms"].values())}
@@ -249,6 +271,9 @@ def _editors_html(report: dict, run_dir: Path) -> str:
         else:
             image = ""
         text = f"<p>{esc(editor_line(e))}</p>"
+        chosen, curve = selection_line(e), selection_figure(e)
+        if chosen:
+            text += f"<p class='cap'>{esc(chosen)}</p>" + (_img(curve, f"{name}: validation curve", "curve") if curve else "")
         if name.startswith("identity-"):  # the no-edit control: nothing to see, folded
             parts.append(f"<details><summary><b>{esc(name)}</b> (the no-edit control)</summary>{text}{image}</details>")
         else:
@@ -298,7 +323,7 @@ h1{{font-size:1.5em;margin:.3em 0}} h2{{font-size:1.2em;margin-top:1.4em;border-
 table{{border-collapse:collapse;font-size:12.5px;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 th{{background:#f3f3f3}} td.n{{white-space:nowrap}} .gain{{color:#0a7d28;font-weight:600}} .loss{{color:#c0281b;font-weight:600}}
 .note{{color:#a60;font-size:12px}} .cap{{color:#555;font-size:12.5px}} img{{max-width:100%}} img.roc{{width:520px;flex:none}}
-img.forest{{max-width:900px}} img.grid{{display:block;margin:.3em 0 1em}} img.raw{{image-rendering:pixelated;width:min(100%,720px)}}
+img.forest{{max-width:900px}} img.curve{{width:420px;display:block}} img.grid{{display:block;margin:.3em 0 1em}} img.raw{{image-rendering:pixelated;width:min(100%,720px)}}
 details{{margin:.4em 0}} summary{{cursor:pointer}} details.group>details{{margin-left:1.2em}}
 .pair{{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}}
 .answer{{background:#f6f8fb;border-left:4px solid #4a6fa5;padding:.4em 1em .4em 1.6em;margin:.6em 0}} .answer li{{margin:.35em 0}}

@@ -189,3 +189,23 @@ def test_report_is_self_contained_with_large_editing_grids(reported, tmp_path):
         assert f"<details><summary>{title}</summary>" in page
     assert page.index('class="answer"') < page.index("<h2>Protocols</h2>") < page.index("Editors: quality")
     assert page.index("Editors: quality") < page.index("<details><summary>Config</summary>")
+
+
+def test_the_chosen_checkpoint_and_its_validation_curve_are_shown(reported, tmp_path):
+    run_dir, _, _ = reported
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("shards", "verifiers", "*.pt", "samples"))
+    scores = lambda added, removed, outside: {"attributes": {"eyeglasses": {"added": added, "removed": removed}},  # noqa: E731
+                                              "weaker_direction": min(added, removed), "outside_change": outside,
+                                              "counterfactual_ratio": 1.0}
+    curve = [{"step": 2, **scores(0.9, 0.25, 0.003)}, {"step": 4, **scores(0.8, 0.625, 0.004)}]
+    (copy / "editors" / "sagan-eyeglasses" / "selection.json").write_text(json.dumps(
+        {"criterion": "the weaker direction", "best_step": 4, "best": curve[1], "stopped_early_at": None, "curve": curve}))
+    write_report(copy)
+    md = (copy / "report.md").read_text()
+    line = next(x for x in md.splitlines() if "checkpoint chosen on the validation identities" in x)
+    assert "iteration 4 of" in line and "(the weaker direction)" in line and "2: 25% / 0.0030; 4: 62% / 0.0040" in line
+    page = (copy / "report.html").read_text()
+    assert htmllib.escape("iteration 4 of") in page and 'alt="sagan-eyeglasses: validation curve"' in page
+    # an editor without selection (the controls) shows no such line
+    assert not any("checkpoint chosen" in x for x in md.splitlines() if x.startswith("- identity-"))
