@@ -168,12 +168,36 @@ def summary_blocks(report: dict, frame: pd.DataFrame | None = None) -> list[dict
         blocks.append({"lead": f"{first['attribute']}, {what} ({arm}) vs its no-edit control ({first['control']}), "
                                f"Δ {PRIMARY.upper()}:", "answer": f"{answer}.", "items": items,
                        "verdicts": [r["adjusted_verdict"] for r in group]})
+    sensitivity = _sensitivity(rows, len(seeds))
+    if sensitivity:
+        blocks.append({"lead": sensitivity})
     fams = res.get("multiple_comparisons", {}).get("families", {})
     if fams:
         blocks.append({"lead": "Multiple comparisons: Holm-adjusted within each family (" +
                                "; ".join(f"{name}: {n} tests" for name, n in fams.items()) +
                                "); the verdicts above are the adjusted ones."})
     return blocks
+
+
+def _sensitivity(rows: list[dict], seeds: int) -> str | None:
+    """Could this run have seen a benefit at all? Read from the positive controls (the true edit) on the pairs that
+    cross their attribute; None when the run has no positive control."""
+    positive = [(arm, group) for arm, group in _grouped(rows) if group[0]["editor"] == "counterfactual"]
+    if not positive:
+        return None
+    if seeds < 2:
+        return "Sensitivity: with one seed, not even the true edit (positive control) can be called a gain, so this run cannot say whether any editor helps."
+    shown = [group[0]["attribute"] for _, group in positive
+             if any(r["adjusted_verdict"] == "gain" for r in group if r["pair_set"].endswith("/differ"))]
+    text = (f"Sensitivity: the true edit (positive control) gains measurably over the no-edit control on the pairs crossing "
+            f"its attribute for {len(shown)} of {len(positive)} attribute{'s' if len(positive) > 1 else ''}"
+            + (f" ({', '.join(shown)})" if shown else "") + ".")
+    if not shown:
+        return text + (" This run could not have shown a benefit of attribute augmentation by any editor: here an edited arm's "
+                       "'no measurable effect' is not evidence that it does not help.")
+    if len(shown) < len(positive):
+        return text + " For the other attributes an edited arm's 'no measurable effect' is not evidence that it does not help."
+    return text
 
 
 def summary_lines(report: dict, frame: pd.DataFrame | None = None, blocks: list[dict] | None = None) -> list[str]:

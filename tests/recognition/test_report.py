@@ -209,3 +209,13 @@ def test_the_chosen_checkpoint_and_its_validation_curve_are_shown(reported, tmp_
     assert htmllib.escape("iteration 4 of") in page and 'alt="sagan-eyeglasses: validation curve"' in page
     # an editor without selection (the controls) shows no such line
     assert not any("checkpoint chosen" in x for x in md.splitlines() if x.startswith("- identity-"))
+
+
+def test_the_summary_says_whether_the_run_could_have_seen_a_benefit(reported):
+    run_dir, _, t = reported
+    md = (run_dir / "report.md").read_text()
+    line = next(x for x in md.splitlines() if "Sensitivity:" in x)
+    gains = t[(t["kind"] == "difference") & (t["family"] == CONTROL_FAMILY) & (t["arm"] == "aug-eyeglasses@counterfactual")
+              & (t["metric"] == "auc") & t["pair_set"].str.endswith("/differ") & (t["adjusted_verdict"] == "gain")]
+    assert f"for {1 if len(gains) else 0} of 1 attribute" in line
+    assert ("could not have shown a benefit" in line) == gains.empty
