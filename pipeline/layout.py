@@ -106,9 +106,6 @@ class RunLayout:
         """An editor's directory: <editor>-<attribute>, or <editor>-all for a multi-attribute model."""
         return self.root / "editors" / f"{editor or self.cfg.editor.name}-{attribute}"
 
-    def editor_done(self, attribute: str, editor: str | None = None) -> Path:
-        return self.editor_dir(attribute, editor) / EDITOR_JSON
-
     def evaluation(self, attribute: str, editor: str | None = None) -> Path:
         return self.editor_dir(attribute, editor) / EVALUATION_JSON
 
