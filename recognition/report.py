@@ -379,7 +379,7 @@ def editor_line(e: dict) -> str:
 def selection_line(e: dict) -> str | None:
     """How the editor's checkpoint was chosen on the validation identities, with the curve of scores, or None
     when it was not (the last iteration is the editor)."""
-    sel = e.get("selection") or ((e.get("editor") or {}).get("selection"))
+    sel = e.get("selection")  # selection.json exists only when validation chose the checkpoint
     if not sel or sel.get("best_step") is None:
         return None
     iterations = (e.get("editor") or {}).get("iterations")
