@@ -364,22 +364,36 @@ def evaluate(profile, overrides, device):
 @click.option("--difference", type=float, required=True, help="the smallest difference you want to detect, e.g. 0.005 (AUC)")
 @click.option("--metric", default="auc", show_default=True, help="auc, eer or tar@far=<level>")
 @click.option("--pair-set", "pair_sets", multiple=True, help="protocol pair set(s), e.g. celeba-cross/eyeglasses/differ (default: all)")
-def plan(profile, overrides, difference, metric, pair_sets):
-    """How many seeds or test identities would detect a difference, from a finished baseline (>= 2 seeds).
+@click.option("--compare", nargs=2, metavar="ARM REFERENCE", default=None,
+              help="plan from this finished comparison's same-seed differences (e.g. aug-no_beard@counterfactual "
+                   "aug-no_beard@identity) instead of the baseline's seeds paired against each other")
+@click.option("--seeds", type=click.IntRange(2), default=None, help="the design's seeds (default: the run's)")
+@click.option("--identities", type=click.IntRange(2), default=None, help="the design's test identities (default: the run's)")
+def plan(profile, overrides, difference, metric, pair_sets, compare, seeds, identities):
+    """How many seeds or test identities would detect a difference, from a finished run (>= 2 seeds).
 
-    The baseline's seeds paired against each other are a comparison with no true difference: their
-    spread is the training noise, the identity bootstrap the test-set noise (recognition/intervals.py)."""
+    By default the baseline's seeds paired against each other are the comparison with no true difference:
+    their spread is the training noise, the identity bootstrap the test-set noise. --compare reads the noise
+    from a finished comparison of the kind planned instead: arms that share a seed differ less than two
+    baseline seeds, so this is the better guide once a pilot exists (recognition/intervals.py)."""
     from recognition.evaluation import plan as make_plan
 
     cfg = _config(profile, overrides)
-    rows = _run(make_plan, cfg, difference, metric, list(pair_sets) or None, progress=lambda m: None)
+    rows = _run(make_plan, cfg, difference, metric, list(pair_sets) or None, compare=tuple(compare) if compare else None,
+                seeds=seeds, identities=identities, progress=lambda m: None)
+    if not rows:
+        _fail(ValueError(f"no pair set matched {list(pair_sets)}"))
+    source = rows[0]["source"] + (f" ({compare[0]} vs {compare[1]})" if compare else "")
+    run_s = "the run's"
+    click.echo(f"noise from: {source}; the design: {seeds or run_s} seeds, {identities or run_s} identities")
     click.echo(f"| pair set | {metric} detectable now ({cfg.evaluation.power:.0%} power) | identities / seeds now | "
-               f"seeds for {difference:g} | identities for {difference:g} (same seeds) |")
-    click.echo("|---|---|---|---|---|")
+               f"detectable with the design | seeds for {difference:g} | identities for {difference:g} |")
+    click.echo("|---|---|---|---|---|---|")
     for r in rows:
-        seeds = r["seeds_needed"] if r["seeds_needed"] is not None else "more than 1000 (test-set noise alone is too large)"
-        ids = r["identities_needed"] if r["identities_needed"] is not None else "no number (the seeds' noise alone is too large)"
-        click.echo(f"| {r['pair_set']} | ±{r['mdd_now']:.4f} | {r['identities']} / {r['seeds']} | {seeds} | {ids} |")
+        need_seeds = r["seeds_needed"] if r["seeds_needed"] is not None else "more than 1000 (test-set noise alone is too large)"
+        need_ids = r["identities_needed"] if r["identities_needed"] is not None else "no number (the seeds' noise alone is too large)"
+        click.echo(f"| {r['pair_set']} | ±{r['mdd_now']:.4f} | {r['identities']} / {r['seeds']} | ±{r['mdd_design']:.4f} "
+                   f"({r['design_seeds']} x {r['design_identities']}) | {need_seeds} | {need_ids} |")
 
 
 @main.command()

@@ -250,22 +250,35 @@ def arm_runs(cfg: RunConfig, arm: str, *, device: str | None = None) -> dict[str
 
 
 def plan(cfg: RunConfig, difference: float, metric: str = "auc", pair_sets: list[str] | None = None,
+         compare: tuple[str, str] | None = None, seeds: int | None = None, identities: int | None = None,
          progress: Callable[[str], None] = print) -> list[dict]:
-    """Before an experiment: from a finished baseline (>= 2 seeds), how small a difference this design detects, and how
-    many seeds or test identities a given `difference` would need (95% confidence, the configured power)."""
-    from recognition.intervals import null_variance_from_baseline
+    """Before an experiment: how small a difference a design detects, and how many seeds or test identities a given
+    `difference` would need (95% confidence, the configured power).
+
+    The noise comes from a finished baseline (>= 2 seeds, its seeds paired against each other), or, with
+    `compare=(arm_a, arm_b)`, from a finished comparison of the kind planned (its same-seed differences: the
+    better guide, since arms sharing a seed differ less than two baseline seeds). `seeds` / `identities`
+    set the design to size (default: this run's)."""
+    from recognition.intervals import null_variance_from_baseline, variance_from_comparison
 
     ev = cfg.evaluation
-    runs = arm_runs(cfg, "baseline")
+    n = min(ev.bootstrap, 300)
+    if compare:
+        runs_a, runs_b = arm_runs(cfg, compare[0]), arm_runs(cfg, compare[1])
+        noise = {name: variance_from_comparison(runs_a[name], runs_b[name], metric, n=n, seed=cfg.seed) for name in runs_a
+                 if not pair_sets or name in pair_sets}
+    else:
+        noise = {name: null_variance_from_baseline(per_seed, metric, n=n, seed=cfg.seed)
+                 for name, per_seed in arm_runs(cfg, "baseline").items() if not pair_sets or name in pair_sets}
     out = []
-    for name, per_seed in runs.items():
-        if pair_sets and name not in pair_sets:
-            continue
+    for name, parts in noise.items():
         progress(f"planning on {name}")
-        parts = null_variance_from_baseline(per_seed, metric, n=min(ev.bootstrap, 300), seed=cfg.seed)
+        k, ids = seeds or parts.seeds, identities or parts.identities
         out.append({"pair_set": name, "metric": metric, "identities": parts.identities, "seeds": parts.seeds,
-                    "mdd_now": parts.mdd(parts.seeds, parts.identities, ev.confidence, ev.power), "difference": difference,
-                    "seeds_needed": parts.seeds_needed(difference, confidence=ev.confidence, power=ev.power),
-                    "identities_needed": parts.identities_needed(difference, confidence=ev.confidence, power=ev.power),
+                    "source": parts.source, "mdd_now": parts.mdd(parts.seeds, parts.identities, ev.confidence, ev.power),
+                    "design_seeds": k, "design_identities": ids, "mdd_design": parts.mdd(k, ids, ev.confidence, ev.power),
+                    "difference": difference,
+                    "seeds_needed": parts.seeds_needed(difference, ids, confidence=ev.confidence, power=ev.power),
+                    "identities_needed": parts.identities_needed(difference, k, confidence=ev.confidence, power=ev.power),
                     "se_test": parts.se_test, "seed_sd": parts.seed_sd})
     return out

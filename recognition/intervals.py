@@ -319,37 +319,48 @@ def roc_band(per_seed: Sequence[PairScores], far_grid, n: int = 1000, seed: int 
 class VarianceParts:
     """What a finished run says about the noise of a paired difference on one protocol and metric."""
 
-    se_test: float  # test-sampling SE of a mean-over-seeds difference with this run's identities
+    se_test: float  # test-sampling SE of the difference with this run's identities (taken as independent of the
+                    # seed count: averaging more seeds only lowers it, so projections are conservative)
     seed_sd: float  # SD of one seed's difference (training randomness)
     identities: int
     seeds: int
+    source: str = "baseline seeds paired against each other"
+
+    def parts(self, seeds: int, identities: int) -> tuple[float, float]:
+        """(test variance, seed variance of the mean) with other seed / identity counts (test variance ~ 1 / identities)."""
+        return self.se_test ** 2 * self.identities / identities, self.seed_sd ** 2 / seeds
 
     def se(self, seeds: int, identities: int) -> float:
-        """Projected SE with other seed / identity counts (test variance ~ 1 / identities)."""
-        return math.sqrt(self.se_test ** 2 * self.identities / identities + self.seed_sd ** 2 / seeds)
+        return math.sqrt(sum(self.parts(seeds, identities)))
 
     def mdd(self, seeds: int, identities: int, confidence: float = 0.95, power: float = 0.8) -> float:
-        z = stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power)
-        return float(z * self.se(seeds, identities))
+        """The minimal detectable difference of that design, read with the critical value its intervals will use
+        (`Calibration`: few seeds widen it beyond the normal quantile)."""
+        test_var, seed_var = self.parts(seeds, identities)
+        c = Calibration(test_var, seed_var, seeds).critical(confidence)
+        return mdd(math.sqrt(test_var + seed_var), c, confidence, power)
 
     def seeds_needed(self, difference: float, identities: int | None = None, confidence: float = 0.95,
                      power: float = 0.8, most: int = 1000) -> int | None:
         """The fewest seeds that detect `difference` (None: not within `most`, or the test set alone is too noisy)."""
         identities = identities or self.identities
-        for k in range(2, most + 1):
-            if self.mdd(k, identities, confidence, power) <= abs(difference):
-                return k
-        return None
+        return _fewest(lambda k: self.mdd(k, identities, confidence, power) <= abs(difference), 2, most)
 
     def identities_needed(self, difference: float, seeds: int | None = None, confidence: float = 0.95,
                           power: float = 0.8, most: int = 10_000_000) -> int | None:
+        """The fewest test identities that detect `difference` with `seeds` (None: the seeds' noise alone is too large)."""
         seeds = seeds or self.seeds
-        z = stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power)
-        budget = (abs(difference) / z) ** 2 - self.seed_sd ** 2 / seeds
-        if budget <= 0:
-            return None  # the seeds' noise alone exceeds what the difference allows
-        n = math.ceil(self.se_test ** 2 * self.identities / budget)
-        return n if n <= most else None
+        return _fewest(lambda n: self.mdd(seeds, n, confidence, power) <= abs(difference), 2, most)
+
+
+def _fewest(ok, low: int, high: int) -> int | None:
+    """The smallest n in [low, high] with ok(n), for ok monotone in n; None when ok(high) fails."""
+    if not ok(high):
+        return None
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if ok(mid) else (mid + 1, high)
+    return low
 
 
 def null_variance_from_baseline(per_seed: Sequence[PairScores], metric, n: int = 200, seed: int = 0) -> VarianceParts:
@@ -373,3 +384,19 @@ def null_variance_from_baseline(per_seed: Sequence[PairScores], metric, n: int =
     # per arm averages part of it away, so this is conservative for k > 1
     se_test = float(np.sqrt(np.mean(np.square(pair_se))))
     return VarianceParts(se_test=se_test, seed_sd=seed_sd, identities=int(clusters.size), seeds=k)
+
+
+def variance_from_comparison(arm_a: Sequence[PairScores], arm_b: Sequence[PairScores], metric, n: int = 200,
+                             seed: int = 0) -> VarianceParts:
+    """Noise of a paired difference measured on a finished comparison (e.g. a positive control against its
+    no-edit control): the spread of its same-seed differences and its test-sampling SE.
+
+    Arms trained with the same seed share their initialisation, so their per-seed differences vary less than
+    two baseline seeds do: planning from the baseline alone overstates the seed part (by 2-4x on the evidence
+    run's crossing pairs). Plan from a comparison of the kind you will run when one has finished."""
+    if len(arm_a) < 2:
+        raise ValueError("planning needs a comparison with at least 2 seeds (the spread of its differences is the training noise)")
+    d = paired_difference(arm_a, arm_b, metric, n=n, seed=seed)
+    clusters = cluster_index([r.groups for r in (*arm_a, *arm_b)])
+    return VarianceParts(se_test=d.se_test, seed_sd=float(d.seed_sd), identities=int(clusters.size), seeds=d.seeds,
+                         source="same-seed differences of a finished comparison")

@@ -195,3 +195,27 @@ def test_editors_probe_cli_writes_its_files_beside_the_editor(tiny_run):
     probe = json.loads((directory / "probe.json").read_text())
     assert probe["attribute"] == "eyeglasses" and set(probe["variants"]) >= {"own mask", "true region", "no edit"}
     assert (directory / "probe.png").exists() and (directory / "probe.md").read_text().startswith("| blend |")
+
+
+def test_plan_cli_sizes_a_design_from_the_baseline_or_from_a_finished_comparison(tiny_run):
+    from click.testing import CliRunner
+
+    from flows.cli import main
+
+    cfg, results = tiny_run
+    base = ["plan", "--profile", "tiny", "--set", f"output_dir={cfg.output_dir}", "--set", "verifier.seeds=[0, 1]",
+            "--difference", "0.05", "--pair-set", "celeba"]
+    from_baseline = CliRunner().invoke(main, base)
+    assert from_baseline.exit_code == 0, from_baseline.output
+    assert "noise from: baseline seeds paired against each other" in from_baseline.output
+    pilot = CliRunner().invoke(main, [*base, "--compare", "aug-eyeglasses@counterfactual", "aug-eyeglasses@identity",
+                                      "--seeds", "6", "--identities", "40"])
+    assert pilot.exit_code == 0, pilot.output
+    assert "same-seed differences of a finished comparison (aug-eyeglasses@counterfactual vs aug-eyeglasses@identity)" in pilot.output
+    row = next(line for line in pilot.output.splitlines() if line.startswith("| celeba |"))
+    assert "(6 x 40)" in row
+    # the MDD 'now' of the comparison is the one its evaluation reported
+    reported = results["control_differences"]["aug-eyeglasses@counterfactual"]["celeba"]["auc"]["mdd"]
+    assert float(row.split("|")[2].strip().lstrip("±")) == pytest.approx(reported, rel=0.1)
+    unknown = CliRunner().invoke(main, [*base[:-1], "no-such-set"])
+    assert unknown.exit_code == 2 and "no pair set matched" in unknown.output

@@ -11,7 +11,7 @@ import pytest
 from recognition.bootstrap import AUC, EER, PairScores, PreparedRun, cluster_index, draw_counts, tar_at_far_metric
 from recognition.intervals import (
     GAIN, LOSS, NONE, NOT_RESOLVABLE, TOO_FEW_SEEDS, Calibration, adjusted_verdict, estimate, fraction_from, holm, mdd,
-    null_variance_from_baseline, paired_difference, roc_band,
+    null_variance_from_baseline, paired_difference, roc_band, variance_from_comparison,
 )
 from recognition.metrics import auc, eer, roc_curve, tar_at_far
 
@@ -67,12 +67,14 @@ def _world(rng, n_id=60, m=5, impostors_per=40, sigma_u=0.5, sigma_w=0.3):
     return pairs, labels, ids, rng.normal(0, sigma_u, n_id), rng.normal(0, sigma_w, n_id)
 
 
-def _model(rng, world, shift=0.0, sigma_seed=0.25, sigma_interaction=0.3):
-    """One trained model's scores: a seed effect on how well genuine pairs match, a model x identity interaction, noise."""
+def _model(rng, world, shift=0.0, sigma_seed=0.25, sigma_interaction=0.3, seed_effect=None):
+    """One trained model's scores: a seed effect on how well genuine pairs match (`seed_effect`: shared with the
+    other arm trained with the same seed), a model x identity interaction, noise."""
     pairs, labels, ids, u, w = world
     left, right = ids[pairs[:, 0]], ids[pairs[:, 1]]
     v = rng.normal(0, sigma_interaction, u.size)
-    genuine = 1.5 + shift + rng.normal(0, sigma_seed) + u[left] + v[left]
+    effect = rng.normal(0, sigma_seed) if seed_effect is None else seed_effect
+    genuine = 1.5 + shift + effect + u[left] + v[left]
     scores = np.where(labels, genuine, w[left] + w[right]) + rng.normal(0, 1, labels.size)
     return PairScores(scores, labels, np.stack([left, right], 1))
 
@@ -181,6 +183,28 @@ def test_planning_from_a_baseline_alone():
     assert ids is None or ids > 80
     with pytest.raises(ValueError, match="at least 2 seeds"):
         null_variance_from_baseline(baseline[:1], "auc")
+
+
+def test_planning_from_a_finished_comparison_reads_its_same_seed_differences():
+    # Arms trained with the same seed share its effect: their differences vary less than two baseline seeds do,
+    # and planning from the comparison says so; its MDD at the run's own design is the one the report shows.
+    rng = np.random.default_rng(21)
+    world = _world(rng, n_id=80)
+    effects = rng.normal(0, 0.5, 3)
+    a = [_model(rng, world, 0.2, seed_effect=e) for e in effects]
+    b = [_model(rng, world, seed_effect=e) for e in effects]
+    pilot = variance_from_comparison(a, b, "auc", n=100)
+    assert pilot.seed_sd < null_variance_from_baseline(b, "auc", n=100).seed_sd
+    assert pilot.mdd(3, 80) == pytest.approx(paired_difference(a, b, "auc", n=100).mdd, rel=1e-9)
+    # few seeds are read with a wider critical value than the normal quantile
+    assert pilot.mdd(3, 80) > mdd(pilot.se(3, 80), 1.959964)
+    target = pilot.mdd(3, 80) * 0.6
+    k = pilot.seeds_needed(target)
+    assert k is not None and pilot.mdd(k, 80) <= target < pilot.mdd(k - 1, 80)
+    n = pilot.identities_needed(pilot.mdd(8, 80) * 0.9, seeds=8)
+    assert n is not None and pilot.mdd(8, n) <= pilot.mdd(8, 80) * 0.9 < pilot.mdd(8, n - 1)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        variance_from_comparison(a[:1], b[:1], "auc")
 
 
 def test_roc_band_brackets_the_mean_curve_and_draws_are_reproducible():
