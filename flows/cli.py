@@ -256,6 +256,26 @@ def editors_evaluate(profile, overrides, editor, attributes, editor_dir):
         click.echo(json.dumps(result, indent=2))
 
 
+@editors.command("quality")
+@click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--editor", default=None, help="registered editor name (default: the config's editor.name)")
+@click.option("--attribute", "attributes", multiple=True, help="attribute(s) (default: the config's editor.attributes)")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the JSON here (e.g. docs/evidence/editor_quality.json)")
+def editors_quality(profile, overrides, editor, attributes, out):
+    """The evaluated editors against the editor targets (both directions >= 90%, outside change <= 0.02, mask mass
+    inside >= 80%, error to the true counterfactual <= half of no edit), with the checkpoint chosen and why."""
+    from editing.quality import editor_quality, quality_markdown
+    from pipeline.atomic import write_text_atomic
+
+    cfg = _config(profile, overrides)
+    quality = _run(editor_quality, cfg, list(attributes) or None, editor)
+    click.echo(quality_markdown(quality), nl=False)
+    if out:
+        write_text_atomic(json.dumps(quality, indent=2) + "\n", Path(out))
+        click.echo(f"written: {out}")
+
+
 @editors.command("probe")
 @click.option("--profile", default="demo", show_default=True, help=PROFILE_HELP)
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)

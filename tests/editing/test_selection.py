@@ -134,3 +134,45 @@ def test_warmup_schedules_cls_on_edits():
     assert scheduled(s, 15).cls_on_edits == pytest.approx(0.5) and scheduled(s, 25).cls_on_edits == 1.0
     plain = SaganParams(cls_on_edits=1.0)
     assert scheduled(plain, 0) is plain
+
+
+def test_quality_reports_the_chosen_checkpoint_against_the_targets_and_refuses_a_stale_evaluation(run, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from editing.evaluate import evaluate_stage
+    from editing.quality import TARGETS, quality_entry
+    from editing.train import train_editor
+    from flows.cli import main
+
+    cfg, _ = run
+    out = train_editor(cfg, "eyeglasses", device="cpu", progress=QUIET)
+    evaluation = evaluate_stage(cfg, "eyeglasses", progress=QUIET)
+    target = tmp_path / "editor_quality.json"
+    result = CliRunner().invoke(main, ["editors", "quality", "--profile", "tiny", "--set", f"output_dir={cfg.output_dir}",
+                                       "--set", "data.valid_identities=4", "--set", "editor.iterations=6",
+                                       "--set", "editor.select_every=2", "--set", "editor.valid_images=64",
+                                       "--attribute", "eyeglasses", "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(target.read_text())["eyeglasses"]
+    meta = json.loads((out / "editor.json").read_text())
+    assert entry["added"] == evaluation["added"]["success_rate"] and entry["removed"] == evaluation["removed"]["success_rate"]
+    assert entry["outside_change"] == evaluation["preservation"]["mean_abs_change_outside_region"]
+    assert entry["mask_mass_inside"] == evaluation["mask"]["mass_inside_region"]
+    assert entry["counterfactual_error_ratio"] == evaluation["counterfactual_error"]["ratio_inside"]
+    assert entry["iterations"] == meta["selection"]["best_step"]
+    assert entry["checkpoint"].startswith(f"iteration {meta['selection']['best_step']} of 6") and "validation faces" in entry["checkpoint"]
+    assert set(entry["targets_met"]) == set(TARGETS)
+    assert entry["targets_met"]["outside_change"] == (entry["outside_change"] <= 0.02)
+    assert "| eyeglasses |" in result.output
+    # an evaluation of another checkpoint than the editor holds is refused
+    stale = tmp_path / "stale"
+    shutil.copytree(out, stale)
+    meta["checkpoint_id"] = "0" * 16
+    (stale / "editor.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="run faceaug editors evaluate again"):
+        quality_entry(stale)
+    (stale / "evaluation.json").unlink()
+    with pytest.raises(FileNotFoundError, match="run faceaug editors evaluate first"):
+        quality_entry(stale)
