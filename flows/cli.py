@@ -77,9 +77,12 @@ def main() -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--lfw-identities", default=None, type=int, help="LFW-format identities (default: half of --identities)")
 @click.option("--lfw-pairs-per-fold", default=None, type=int, help="matched (= mismatched) pairs per fold (real LFW: 300)")
+@click.option("--extra-test-identities", default=0, show_default=True, type=click.IntRange(0),
+              help="more identities in the test partition only; every other file stays byte-identical")
 @click.option("--workers", default=None, type=int, help="rendering processes (default: all cores)")
 @click.option("--overwrite", is_flag=True, help="replace an existing tree in --out")
-def synth(out, identities, images_per_identity, fixed_count, size, seed, lfw_identities, lfw_pairs_per_fold, workers, overwrite):
+def synth(out, identities, images_per_identity, fixed_count, size, seed, lfw_identities, lfw_pairs_per_fold,
+          extra_test_identities, workers, overwrite):
     """Render the synthetic face benchmark in CelebA and LFW file formats.
 
     Writes OUT/celeba (img_align_celeba/, list_attr_celeba.txt, identity_CelebA.txt,
@@ -91,7 +94,7 @@ def synth(out, identities, images_per_identity, fixed_count, size, seed, lfw_ide
         summary = render_benchmark(
             out, identities=identities, images_per_identity=images_per_identity, size=size, seed=seed,
             lfw_identities=lfw_identities, lfw_pairs_per_fold=lfw_pairs_per_fold, fixed_count=fixed_count,
-            workers=workers, overwrite=overwrite, progress=_progress_bar(),
+            extra_test_identities=extra_test_identities, workers=workers, overwrite=overwrite, progress=_progress_bar(),
         )
     except (ValueError, FileExistsError) as exc:
         _fail(exc)

@@ -88,6 +88,13 @@ class SyntheticData(_Frozen):
     style: SyntheticStyle = Field(SyntheticStyle(), description="the renderer's knobs (pipeline/synth/style.py)")
     train_mixing: float = Field(1.0, ge=0, le=1, description="stress setting: < 1 makes training identities seldom vary in "
                                 "the edited attributes (each keeps its variation with this probability)")
+    extra_test_identities: int = Field(0, ge=0, description="more identities appended to the test partition only, from "
+                                       "their own seed streams: every base image, label and partition line stays "
+                                       "byte-identical, so the training and validation data (and every model trained "
+                                       "on them) do not change. CelebA's real test split has ~1,000 identities; this "
+                                       "lets the synthetic test set reach that size (e.g. identities=2000 gives 200 "
+                                       "test identities, plus 800 here gives 1,000). Only data.split 'official' (the "
+                                       "partition file) keeps the training data; the paper split re-ranks all identities")
 
 class DataConfig(_Frozen):
     source: Literal["synthetic", "celeba"] = "synthetic"
@@ -189,6 +196,9 @@ class VerifierConfig(_Frozen):
     arms: tuple[str, ...] = Field(("baseline", "aug-eyeglasses", "aug-mouth_slightly_open", "aug-smiling", "aug-no_beard", "aug-all"))
     seeds: tuple[int, ...] = (0,)
     threads: int = Field(0, ge=0)
+    reuse_from: tuple[str, ...] = Field((), description="finished run directories whose verifiers are reused where an arm's "
+                                        "training stream, settings and seed match (e.g. the same training data with more "
+                                        "test identities); the record names the verifier reused")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="training autocast; auto: bf16 on GPU, fp32 on CPU "
                                                         "(bf16 is 1.7x faster on CPUs with AVX-512 BF16: benchmarks/verifier_speed.py)")
 

@@ -55,6 +55,7 @@ def resolve_sources(cfg: RunConfig, progress: Callable[[str], None] = print) -> 
             seed=s.seed, lfw_identities=s.lfw_identities, lfw_pairs_per_fold=s.lfw_pairs_per_fold,
             fixed_count=s.fixed_count, workers=cfg.workers or None, overwrite=True,
             style=Style(**s.style.model_dump()), train_mixing=s.train_mixing,
+            extra_test_identities=s.extra_test_identities,
         )
     else:
         progress(f"reusing the synthetic benchmark in {root}")

@@ -147,4 +147,6 @@ class RunLayout:
             tag += "-" + "-".join(f"{k}{v:g}" for k, v in knobs.items())
         if s.train_mixing != 1.0:
             tag += f"-trainmix{s.train_mixing:g}"
+        if s.extra_test_identities:  # only then: a benchmark without extra test identities keeps its name
+            tag += f"-xt{s.extra_test_identities}"
         return Path("data") / "synthetic" / tag

@@ -134,12 +134,17 @@ class ShardImageDataset(IterableDataset):
                 raise ValueError(f"{store.path}: no committed shards")
             self._entries.append({e.name: e for e in entries})
             for e in entries:
-                self.units.extend(_Unit(si, e.name, g, n) for g, n in enumerate(e.row_groups))
                 # One cheap projected read of the small columns gives the exact
                 # filtered length and the identities for the label map.
                 with store.open_shard(e) as f:
                     t = pq.read_table(f, columns=["identity", "split", "edit_kind"])
                 t = t.filter(self._mask(t, si)) if self._filtering(si) else t
+                if self._filtering(si) and t.num_rows == 0:
+                    # Nothing of this shard passes the filters: it is not part of the stream, so a store that
+                    # gained shards of other rows only (more test identities) yields the same samples in the
+                    # same order, and trains the same verifier.
+                    continue
+                self.units.extend(_Unit(si, e.name, g, n) for g, n in enumerate(e.row_groups))
                 self._len += t.num_rows
                 identities.update(pc.unique(t["identity"]).to_pylist())
         if label_map is None:

@@ -7,6 +7,7 @@ Layout under `out`:
     celeba/list_attr_celeba.txt               count, 40 names, one row of -1/1 per image
     celeba/identity_CelebA.txt                "000001.jpg 17" per line, identities from 1
     celeba/list_eval_partition.txt            "000001.jpg 0"; 0/1/2 identity-disjoint, ~80/10/10
+                                              (plus `extra_test_identities` more identities in 2)
     celeba/attribute_regions/000001.png       uint8, bit k = REGION_BITS attribute k's region
     celeba/attribute_regions/regions.json     the bits
     celeba/render_params.json                 what re-renders any image exactly (pipeline/synth/recipe.py)
@@ -185,13 +186,19 @@ def render_benchmark(
     overwrite: bool = False,
     style: Style = DEFAULT_STYLE,
     train_mixing: float = 1.0,
+    extra_test_identities: int = 0,
 ) -> dict:
     """Render the CelebA-format and LFW-format synthetic trees under `out`; returns a summary.
 
     `style`: the renderer's knobs (`pipeline.synth.style`). `train_mixing` < 1 is the stress setting:
     identities of the training partition (list_eval_partition.txt's 0) keep each attribute's
     within-identity variation only with this probability, otherwise always or never have it
-    (`population.without_mixing`); validation and test identities keep CelebA's mixing."""
+    (`population.without_mixing`); validation and test identities keep CelebA's mixing.
+
+    `extra_test_identities` appends that many more identities to the test partition (2), drawn from
+    their own seed streams and numbered after the base identities and images, so every file of the
+    base population (images, regions, annotation lines) is byte-identical to a render without them:
+    a larger test set for the same training and validation data, hence the same trained models."""
     if identities < 3:
         raise ValueError(f"identities must be at least 3 (train/valid/test need one each), got {identities}")
     if images_per_identity < 1:
@@ -200,6 +207,8 @@ def render_benchmark(
         raise ValueError(f"size must be at least 16 pixels, got {size}")
     if not 0.0 <= train_mixing <= 1.0:
         raise ValueError(f"train_mixing must be in [0, 1], got {train_mixing}")
+    if extra_test_identities < 0:
+        raise ValueError(f"extra_test_identities must be at least 0, got {extra_test_identities}")
     n_lfw = lfw_identities if lfw_identities is not None else max(20, round(identities * 5749 / 10177))
     if n_lfw < 20:
         raise ValueError(f"lfw_identities must be at least 20 (10 folds of at least 2 people), got {n_lfw}")
@@ -227,6 +236,23 @@ def render_benchmark(
     order = [(i, j) for i, n in enumerate(counts) for j in range(int(n))]
     perm = np.random.default_rng(_seq(seed, _CELEBA + 3)).permutation(len(order))
     order = [order[k] for k in perm]
+    if extra_test_identities:
+        # Extra test identities: appended after the base population, from streams of their own (6-9;
+        # 10 is the per-image nuisance stream, recipe.image_params), so no base draw moves. Their
+        # identity numbers follow the base ones and their images follow every base image in `order`
+        # (an image's file name and nuisance draw come from its position), so the base files stay
+        # byte-identical; train_mixing never applies (they are test identities).
+        n_extra = extra_test_identities
+        people += [sample_person(np.random.default_rng(_seq(seed, _CELEBA + 6, i)), identities + i + 1, spread)
+                   for i in range(n_extra)]
+        extra_counts = identity_image_counts(np.random.default_rng(_seq(seed, _CELEBA + 7)), n_extra,
+                                             images_per_identity, fixed_count)
+        labels += [sample_labels(np.random.default_rng(_seq(seed, _CELEBA + 8, i)), people[identities + i], int(n))
+                   for i, n in enumerate(extra_counts)]
+        extra = [(identities + i, j) for i, n in enumerate(extra_counts) for j in range(int(n))]
+        order += [extra[k] for k in np.random.default_rng(_seq(seed, _CELEBA + 9)).permutation(len(extra))]
+        counts = np.concatenate([counts, extra_counts])
+        partition = np.concatenate([partition, np.full(n_extra, 2, dtype=np.int64)])
 
     # 2. LFW population (its own seed stream: different people), counts, names, folds
     lfw_people = [sample_person(np.random.default_rng(_seq(seed, _LFW, i)), i + 1, spread) for i in range(n_lfw)]
@@ -329,10 +355,11 @@ def render_benchmark(
                        "seed": seed, "lfw_identities": n_lfw, "lfw_pairs_per_fold": pairs_p,
                        "fixed_count": fixed_count,
                        **({"style": style.as_dict()} if style != DEFAULT_STYLE else {}),
-                       **({"train_mixing": train_mixing} if train_mixing != 1.0 else {})},
+                       **({"train_mixing": train_mixing} if train_mixing != 1.0 else {}),
+                       **({"extra_test_identities": extra_test_identities} if extra_test_identities else {})},
         "stats_source": load_stats()["source"],
         "stats_file": STATS_PATH.name,
-        "celeba": {"images": len(rows), "identities": identities, "image_size": [size, size],
+        "celeba": {"images": len(rows), "identities": len(people), "image_size": [size, size],
                    "partition_identities": {str(k): int((partition == k).sum()) for k in range(3)},
                    "partition_images": {str(k): int(counts[partition == k].sum()) for k in range(3)}},
         "lfw": {"images": int(lfw_counts.sum()), "identities": n_lfw, "image_size": [canvas_side(size, "lfw")] * 2,

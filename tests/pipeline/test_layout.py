@@ -31,6 +31,8 @@ def test_synthetic_directory_names_only_changed_knobs(tmp_path):
     assert plain.name == "n24-k6-s32-l40-pauto-seed0"  # the original benchmark keeps its directory
     styled = RunLayout(load_config("tiny", ["data.synthetic.style.glasses=2", "data.synthetic.train_mixing=0"])).synthetic
     assert styled.name == "n24-k6-s32-l40-pauto-seed0-glasses2-trainmix0"
+    extra = RunLayout(load_config("tiny", ["data.synthetic.extra_test_identities=5"])).synthetic
+    assert extra.name == "n24-k6-s32-l40-pauto-seed0-xt5"
 
 
 def test_of_run_reads_the_saved_config_wherever_the_run_moved(tmp_path):

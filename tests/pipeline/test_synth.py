@@ -86,9 +86,9 @@ def test_images_per_identity_shape():
 
 # ---------------------------------------------------------------- (b, c) formats and determinism
 
-def _render(out: Path, workers: int) -> dict:
+def _render(out: Path, workers: int, **kw) -> dict:
     return render_benchmark(out, identities=12, images_per_identity=3, size=32, seed=5, lfw_identities=20,
-                            workers=workers, progress=lambda done, total: None)
+                            workers=workers, progress=lambda done, total: None, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +326,97 @@ def test_train_mixing_zero_makes_training_identities_constant(tmp_path):
     train_mixed = [k for k, v in by_id.items() if k[0] == "0" and len(v) > 1]
     test_mixed = [k for k, v in by_id.items() if k[0] != "0" and len(v) > 1]
     assert not train_mixed and test_mixed
+
+
+# ---------------------------------------------------------------- (f) extra test identities leave the base alone
+
+EXTRA = 3
+
+
+@pytest.fixture(scope="module")
+def extra_tree(trees, tmp_path_factory):
+    """trees[0] again (the same parameters), with EXTRA more test identities."""
+    out = tmp_path_factory.mktemp("synth_extra")
+    return out, _render(out, workers=1, extra_test_identities=EXTRA)
+
+
+def _lines(root: Path, name: str) -> list[str]:
+    return (root / "celeba" / name).read_text().splitlines()
+
+
+def test_extra_test_identities_leave_every_base_file_unchanged(trees, extra_tree):
+    base, base_summary = trees[0], trees[2]
+    more, summary = extra_tree
+    names = sorted(p.name for p in (base / "celeba" / "img_align_celeba").iterdir())
+    assert len(names) == base_summary["celeba"]["images"]
+    for name in names:  # base images and their regions: byte-identical
+        for sub, file in (("img_align_celeba", name), ("attribute_regions", name.replace(".jpg", ".png"))):
+            assert (base / "celeba" / sub / file).read_bytes() == (more / "celeba" / sub / file).read_bytes(), file
+    for rel in sorted(p.relative_to(base) for p in (base / "lfw").rglob("*") if p.is_file()):  # LFW untouched
+        assert (base / rel).read_bytes() == (more / rel).read_bytes(), rel
+    # the annotation files only grow: the base lines first, unchanged (the attribute file's count aside)
+    attr_a, attr_b = _lines(base, "list_attr_celeba.txt"), _lines(more, "list_attr_celeba.txt")
+    assert int(attr_b[0]) == len(attr_b) - 2 > int(attr_a[0]) and attr_b[1 : len(attr_a)] == attr_a[1:]
+    n = len(names)
+    for file in ("identity_CelebA.txt", "list_eval_partition.txt"):
+        a, b = _lines(base, file), _lines(more, file)
+        assert len(a) == n and b[:n] == a and len(b) == len(attr_b) - 2, file
+    # the extra images come after every base image, are all test images, of new identity numbers
+    ident = [ln.split() for ln in _lines(more, "identity_CelebA.txt")]
+    part = [ln.split() for ln in _lines(more, "list_eval_partition.txt")]
+    assert [x[0] for x in ident[n:]] == [f"{k:06d}.jpg" for k in range(n + 1, len(ident) + 1)]
+    assert {p for _, p in part[n:]} == {"2"}
+    base_ids = {int(i) for _, i in ident[:n]}
+    extra_ids = {int(i) for _, i in ident[n:]}
+    assert extra_ids == set(range(13, 13 + EXTRA)) and min(extra_ids) > max(base_ids)
+    # new people, not copies of base ones (their own seed streams), listed after the base people
+    import json
+    traits = json.loads((more / "synth.json").read_text())["identity_traits"]["celeba"]
+    base_traits = json.loads((base / "synth.json").read_text())["identity_traits"]["celeba"]
+    assert traits[:12] == base_traits and [t["id"] for t in traits[12:]] == sorted(extra_ids)
+    assert {t["partition"] for t in traits[12:]} == {2}
+    face = lambda t: (tuple(t["skin"]), t["face_w"])
+    assert not {face(t) for t in traits[12:]} & {face(t) for t in base_traits}
+
+    def in_test(ident, part):
+        return {int(i) for (_, i), (_, p) in zip(ident, part) if p == "2"}
+
+    base_part = [ln.split() for ln in _lines(base, "list_eval_partition.txt")]
+    assert in_test(ident, part) == in_test(ident[:n], base_part) | extra_ids
+    assert len(in_test(ident, part)) == len(in_test(ident[:n], base_part)) + EXTRA
+    # the summary counts them; the base parameters are as they were
+    assert summary["parameters"] == dict(base_summary["parameters"], extra_test_identities=EXTRA)
+    assert "extra_test_identities" not in base_summary["parameters"]
+    assert summary["celeba"]["identities"] == 12 + EXTRA and summary["celeba"]["images"] == len(ident)
+    assert summary["celeba"]["partition_identities"]["2"] == base_summary["celeba"]["partition_identities"]["2"] + EXTRA
+    for k in ("0", "1"):
+        assert summary["celeba"]["partition_images"][k] == base_summary["celeba"]["partition_images"][k]
+    assert sum(summary["celeba"]["partition_images"].values()) == len(ident)
+
+
+def test_render_records_remake_the_extra_test_images(extra_tree):
+    from pipeline.synth import RenderRecords
+
+    more, summary = extra_tree
+    root = more / "celeba"
+    records = RenderRecords.read(root)
+    ident = dict(ln.split() for ln in _lines(more, "identity_CelebA.txt"))
+    extra = [name for name, i in ident.items() if int(i) > 12]
+    assert len(records.images) == len(ident) and len(records.identities) == 12 + EXTRA and extra
+    for image_id in extra:
+        identity, index, _ = records.record(image_id)
+        assert records.identities[identity].id == int(ident[image_id]) == identity + 1
+        assert index == int(image_id[:6])
+        data, regions = records.render(image_id)
+        assert data == (root / "img_align_celeba" / image_id).read_bytes(), image_id
+        assert all((load_regions(root / "attribute_regions" / image_id.replace(".jpg", ".png"))[a] == m).all()
+                   for a, m in regions.items())
+        value = int(records.labels(image_id)[IDX["Eyeglasses"]])
+        flipped, _ = records.counterfactual(image_id, "eyeglasses", 1 - value)
+        assert flipped != data and flipped[:2] == b"\xff\xd8"
+
+
+def test_negative_extra_test_identities_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="extra_test_identities must be at least 0, got -1"):
+        render_benchmark(tmp_path, identities=3, images_per_identity=1, size=24, lfw_identities=20, workers=1,
+                         progress=lambda d, t: None, extra_test_identities=-1)

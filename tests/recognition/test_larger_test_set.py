@@ -1,0 +1,42 @@
+"""More test identities, the same training data: the verifiers of a finished run are reused, not trained again
+(data.synthetic.extra_test_identities + verifier.reuse_from), so a design can grow its test set without
+retraining what it has."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.config import load_config
+
+QUIET = lambda *_: None  # noqa: E731
+
+
+def test_a_run_with_more_test_identities_reuses_the_finished_runs_verifiers(tmp_path, monkeypatch):
+    from flows.run import run_stage
+    from flows.stages import stage
+    from pipeline.ingest import prepare_data
+    from pipeline.layout import RunLayout
+    from recognition.verifier import TRAINING_JSON, WEIGHTS
+
+    monkeypatch.chdir(tmp_path)  # the synthetic benchmarks render under ./data
+    common = {"workers": 1, "data.split": "official", "verifier.threads": 1, "verifier.arms": ["baseline"], "verifier.seeds": [0]}
+    small = load_config("tiny", {**common, "output_dir": str(tmp_path / "small")})
+    large = load_config("tiny", {**common, "output_dir": str(tmp_path / "large"), "data.synthetic.extra_test_identities": 6,
+                                 "verifier.reuse_from": [str(tmp_path / "small")]})
+    summaries = {}
+    for cfg in (small, large):
+        summaries[cfg.output_dir] = prepare_data(cfg, progress=QUIET)
+        run_stage(stage("train verifiers"), cfg, QUIET)
+    s, g = summaries[small.output_dir], summaries[large.output_dir]
+    assert g["test"]["identities"] == s["test"]["identities"] + 6 and g["train"] == s["train"] and g["valid"] == s["valid"]
+
+    lent, kept = RunLayout(small).verifier_dir("baseline", 0), RunLayout(large).verifier_dir("baseline", 0)
+    record = json.loads((kept / TRAINING_JSON).read_text())
+    assert record["reused_from"] == str(lent) and record["stream"] == json.loads((lent / TRAINING_JSON).read_text())["stream"]
+    assert (kept / WEIGHTS).read_bytes() == (lent / WEIGHTS).read_bytes()
+
+    # without the finished run to reuse, the same arm is trained (the reuse is not a default)
+    alone = load_config("tiny", {**common, "output_dir": str(tmp_path / "alone"), "data.synthetic.extra_test_identities": 6})
+    prepare_data(alone, progress=QUIET)
+    run_stage(stage("train verifiers"), alone, QUIET)
+    assert "reused_from" not in json.loads((RunLayout(alone).verifier_dir("baseline", 0) / TRAINING_JSON).read_text())
