@@ -51,7 +51,9 @@ def train_arm(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None,
     if dist is None or dist.leader:
         cfg.save(out)
     # an arm whose training stream equals another's (the no-edit control of two attributes) is trained once
+    # and a finished run named in verifier.reuse_from lends any verifier trained on the same stream with this seed
     twins = [RunLayout(cfg).verifier_dir(other, seed) for other in cfg.verifier.arms if other != arm]
+    twins += [d for run in cfg.verifier.reuse_from for d in sorted((Path(run) / "verifiers").glob(f"*/seed-{seed}"))]
     return train_verifier(sources=arm_sources(cfg, arm), cfg=cfg.verifier, image_size=cfg.data.image_size,
                           out_dir=out, seed=seed, device=device, progress=lambda m: progress(f"{arm}/seed-{seed}: {m}"),
                           dist=dist, twins=twins)

@@ -60,7 +60,7 @@ CHECKPOINT = "checkpoint.pt"
 WEIGHTS = VERIFIER_WEIGHTS
 TRAINING_JSON = VERIFIER_RECORD
 # Config fields that do not change what one training run computes.
-_NOT_TRAINING = {"threads", "arms", "seeds", "checkpoint_every"}
+_NOT_TRAINING = {"threads", "arms", "seeds", "checkpoint_every", "reuse_from"}
 # Fields added after checkpoints existed: they enter the key only when not at their default, so old runs still resume.
 _KEYED_WHEN_SET = {"precision": "auto"}
 
