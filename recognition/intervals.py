@@ -392,7 +392,7 @@ def variance_from_comparison(arm_a: Sequence[PairScores], arm_b: Sequence[PairSc
     no-edit control): the spread of its same-seed differences and its test-sampling SE.
 
     Arms trained with the same seed share their initialisation, so their per-seed differences vary less than
-    two baseline seeds do: planning from the baseline alone overstates the seed part (by 2-4x on the evidence
+    two baseline seeds do: planning from the baseline alone overstates the seed part (by 2-9x on the evidence
     run's crossing pairs). Plan from a comparison of the kind you will run when one has finished."""
     if len(arm_a) < 2:
         raise ValueError("planning needs a comparison with at least 2 seeds (the spread of its differences is the training noise)")
