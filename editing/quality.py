@@ -19,9 +19,9 @@ TARGETS = {"added": (">=", 0.90), "removed": (">=", 0.90), "outside_change": ("<
            "mask_mass_inside": (">=", 0.80), "counterfactual_error_ratio": ("<=", 0.5)}
 
 
-def _read(path: Path, what: str) -> dict:
+def _read(path: Path, missing: str) -> dict:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no {what}; {'run faceaug editors evaluate first' if what == 'evaluation' else 'train the editor first'}")
+        raise FileNotFoundError(f"{path}: {missing}")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -42,8 +42,8 @@ def _checkpoint_text(meta: dict) -> str:
 
 def quality_entry(directory: Path) -> dict:
     """One editor's entry: rates in [0, 1] on the held-out test faces, the chosen checkpoint and why, the targets met."""
-    ev = _read(directory / EVALUATION_JSON, "evaluation")
-    meta = _read(directory / "editor.json", "editor.json")
+    ev = _read(directory / EVALUATION_JSON, "no evaluation; run faceaug editors evaluate first")
+    meta = _read(directory / "editor.json", "no trained editor; train the editor first")
     if meta.get("checkpoint_id") and ev.get("checkpoint_id") != meta["checkpoint_id"]:
         raise ValueError(f"{directory / EVALUATION_JSON}: scores checkpoint {ev.get('checkpoint_id')}, but the editor now "
                          f"holds {meta['checkpoint_id']}; run faceaug editors evaluate again")
