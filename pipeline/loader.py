@@ -138,13 +138,17 @@ class ShardImageDataset(IterableDataset):
                 # filtered length and the identities for the label map.
                 with store.open_shard(e) as f:
                     t = pq.read_table(f, columns=["identity", "split", "edit_kind"])
-                t = t.filter(self._mask(t, si)) if self._filtering(si) else t
-                if self._filtering(si) and t.num_rows == 0:
-                    # Nothing of this shard passes the filters: it is not part of the stream, so a store that
-                    # gained shards of other rows only (more test identities) yields the same samples in the
-                    # same order, and trains the same verifier.
-                    continue
-                self.units.extend(_Unit(si, e.name, g, n) for g, n in enumerate(e.row_groups))
+                kept = list(enumerate(e.row_groups))
+                if self._filtering(si):
+                    passing = self._mask(t, si).to_numpy(zero_copy_only=False).astype(bool)
+                    t = t.filter(pa.array(passing))
+                    # A row group of which nothing passes the filters is not part of the stream, so a store
+                    # that gained rows of other splits only (more test identities, in new row groups or new
+                    # shards) yields the same samples in the same order, and trains the same verifier.
+                    passed = np.concatenate([[0], np.cumsum(passing)])
+                    per_group = np.diff(passed[np.concatenate([[0], np.cumsum(e.row_groups)]).astype(int)])
+                    kept = [(g, n) for (g, n), m in zip(kept, per_group) if m > 0]
+                self.units.extend(_Unit(si, e.name, g, n) for g, n in kept)
                 self._len += t.num_rows
                 identities.update(pc.unique(t["identity"]).to_pylist())
         if label_map is None:

@@ -181,3 +181,24 @@ def test_per_source_edit_kinds(stores):
     assert sorted(i["sample_id"] for i in mixed) == sorted(_expected(baseline) + _expected(glasses, kinds=("removed",)))
     with pytest.raises(ValueError, match="edit_kinds"):
         ShardImageDataset([(root / "eyeglasses", ("flipped",))])
+
+
+def test_rows_of_other_splits_in_new_row_groups_do_not_change_the_stream(tmp_path):
+    """More test identities land after the training rows, in new row groups of the last shard (as the evidence
+    run's 800 extra test identities did): the training stream -- units, order, fingerprint -- stays the same."""
+    rng = np.random.default_rng(3)
+
+    def rows(split, first, n):
+        return [make_row(image=rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8), identity=first + i % 3,
+                         source_image_id=f"{first + i:06d}.jpg", split=split, edit_kind="original",
+                         attribute_edited=None, attributes=np.zeros(40, dtype=np.int8)) for i in range(n)]
+
+    train, test = rows("train", 0, 10), rows("test", 100, 12)
+    small, large = ShardStore(tmp_path / "small"), ShardStore(tmp_path / "large")
+    small.write_shard("part-00000", train + test[:2], row_group_size=4)  # groups: 4 train, 4 train, 2 train + 2 test
+    large.write_shard("part-00000", train + test, row_group_size=4)  # + three groups of test rows only
+    a, b = (ShardImageDataset(s.path, split="train", seed=5) for s in (small, large))
+    assert len(large.entries()[0].row_groups) == len(small.entries()[0].row_groups) + 3
+    assert a.units == b.units and len(a) == len(b) == 10
+    assert a.fingerprint() == b.fingerprint()
+    assert [i["sample_id"] for i in a] == [i["sample_id"] for i in b]
