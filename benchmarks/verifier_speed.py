@@ -2,6 +2,7 @@
 
     python benchmarks/verifier_speed.py                        # 64 and 128 px, batch 128 (train) / 256 (embed)
     python benchmarks/verifier_speed.py --sizes 64 --threads 1 --out bench.json
+    python benchmarks/verifier_speed.py --sizes 48 --threads 1 --precision bf16 --embed-precision bf16
 
 Times one real training step (the Verifier + CosFace head + SGD with nesterov momentum,
 as train_verifier runs it: channels_last, autocast as --precision sets it) and the real `embed`
@@ -68,7 +69,7 @@ def bench_training(size: int, batch: int, device: str, repeats: int, classes: in
     return {"images_per_s": batch / sec, "seconds_per_step": sec, "flops_per_image": flops, "achieved_flops": flops * batch / sec}
 
 
-def bench_embedding(size: int, batch: int, device: str, repeats: int, embedding_dim: int) -> dict:
+def bench_embedding(size: int, batch: int, device: str, repeats: int, embedding_dim: int, precision: str = "auto") -> dict:
     dev = torch.device(device)
     model = Verifier("resnet18", embedding_dim, small_input_for(size)).to(dev, memory_format=torch.channels_last).eval()
     x = torch.rand(batch, 3, size, size) * 2 - 1
@@ -78,8 +79,8 @@ def bench_embedding(size: int, batch: int, device: str, repeats: int, embedding_
         model(xd.flip(-1))
     flops = counter.get_total_flops() / 4
     if device == "cuda":
-        embed(model, x, batch_size=batch)  # warm-up
-    sec = median_seconds(lambda: embed(model, x, batch_size=batch), repeats, device)
+        embed(model, x, batch_size=batch, precision=precision)  # warm-up
+    sec = median_seconds(lambda: embed(model, x, batch_size=batch, precision=precision), repeats, device)
     return {"images_per_s": batch / sec, "flops_per_image": flops, "achieved_flops": flops * batch / sec}
 
 
@@ -93,7 +94,9 @@ def main() -> None:
     ap.add_argument("--embedding-dim", type=int, default=512)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                    help="training autocast, as verifier.precision (embedding always runs as `embed` does)")
+                    help="training autocast, as verifier.precision")
+    ap.add_argument("--embed-precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="embedding autocast, as evaluation.precision")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -102,7 +105,7 @@ def main() -> None:
     dev = args.device
     peak = matmul_peak(torch.float32, dev)
     train_dtype = autocast_dtype(args.precision, torch.device(dev))
-    embed_dtype = autocast_dtype("auto", torch.device(dev))
+    embed_dtype = autocast_dtype(args.embed_precision, torch.device(dev))
     # Each rate is divided by the matmul peak of the dtype its convolutions run in.
     peaks = {None: peak, torch.bfloat16: matmul_peak(torch.bfloat16, dev) if torch.bfloat16 in (train_dtype, embed_dtype) else None}
     result = {**machine(dev), "precision": "bf16 autocast" if train_dtype else "fp32",
@@ -115,7 +118,7 @@ def main() -> None:
           f"{'embed img/s':>11s} {'GFLOP/img':>9s} {'of peak':>7s}")
     for size in (int(s) for s in args.sizes.split(",")):
         tr = bench_training(size, args.train_batch, dev, args.repeats, args.classes, args.embedding_dim, args.precision)
-        em = bench_embedding(size, args.embed_batch, dev, args.repeats, args.embedding_dim)
+        em = bench_embedding(size, args.embed_batch, dev, args.repeats, args.embedding_dim, args.embed_precision)
         row = {"size": size, "small_input": small_input_for(size), "train_batch": args.train_batch,
                "embed_batch": args.embed_batch, "training": tr, "embedding": em,
                "training_fraction_of_peak": tr["achieved_flops"] / peaks[train_dtype],

@@ -31,14 +31,15 @@ def load_verifier(out_dir: str | Path, device: str | torch.device | None = None)
     return model.to(dev, memory_format=torch.channels_last).eval()
 
 
-def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256, precision: str = "auto") -> np.ndarray:
     """N x D float32 unit-norm embeddings: mean of the image's and its mirror's embedding, re-normalised.
 
     images: N x 3 x H x W float in [-1, 1] (uint8 0..255 is converted).
+    precision: `evaluation.precision` -- auto (bf16 autocast on a GPU, fp32 on a CPU), bf16 or fp32.
     """
     model.eval()
     dev = next(model.parameters()).device
-    autocast = autocast_dtype("auto", dev)  # fp32 on CPUs: embedding is cheap next to training
+    autocast = autocast_dtype(precision, dev)
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
@@ -55,7 +56,7 @@ def embed(model: Verifier, images: torch.Tensor, batch_size: int = 256) -> np.nd
 
 
 def embed_store(model: Verifier, store_path: str, split: str | None = None, *, edit_kinds: Sequence[str] | None = None,
-                batch_size: int = 256) -> tuple[list[str], np.ndarray, np.ndarray]:
+                batch_size: int = 256, precision: str = "auto") -> tuple[list[str], np.ndarray, np.ndarray]:
     """(sample_ids, identities int64 [N], embeddings float32 [N x D]) for every row of a shard store
     (optionally one split / some edit kinds), in stored order."""
     from pipeline.loader import ShardImageDataset
@@ -68,7 +69,7 @@ def embed_store(model: Verifier, store_path: str, split: str | None = None, *, e
 
     def flush() -> None:
         if images:
-            chunks.append(embed(model, torch.stack(images), batch_size))
+            chunks.append(embed(model, torch.stack(images), batch_size, precision))
             images.clear()
 
     for item in ds:

@@ -76,25 +76,64 @@ def check_identities(cfg: RunConfig, arm: str) -> None:
 
 
 def embed_tests(cfg: RunConfig, arm: str, seed: int, *, device: str | None = None) -> dict:
-    """Flip-averaged embeddings of the CelebA-format test originals and the LFW images, cached beside the model."""
+    """Flip-averaged embeddings of the CelebA-format test originals and the LFW images, cached beside the model.
+    The cache holds the `evaluation.precision` it was made with (a cache without one was made by `auto`, the only
+    setting before it existed). A verifier equal byte for byte to another arm's of this run (a no-edit control
+    shared by several attributes) takes that arm's embeddings: same weights, same test images."""
+    out = RunLayout(cfg).verifier_dir(arm, seed)
+    precision = cfg.evaluation.precision
+    cached = _fresh_embeddings(out, precision) or _twin_embeddings(cfg, arm, seed, precision)
+    if cached is not None:
+        return cached
+    result = embed_test_sets(cfg, out, precision, device=device)
+    _save_embeddings(out, result, precision)
+    return result
+
+
+def embed_test_sets(cfg: RunConfig, verifier_dir: Path, precision: str, *, device: str | None = None) -> dict:
+    """The embeddings `embed_tests` caches, computed (no cache read or written)."""
     from recognition.embedding import embed_store, load_verifier
 
     layout = RunLayout(cfg)
-    out = layout.verifier_dir(arm, seed)
-    cache = out / EMBEDDINGS
-    if cache.exists() and cache.stat().st_mtime >= (out / VERIFIER_WEIGHTS).stat().st_mtime:
-        data = np.load(cache, allow_pickle=False)
-        return {k: data[k] for k in data.files}
-    model = load_verifier(out, device)
-    c_ids, c_identity, c_emb = embed_store(model, layout.originals, split="test", edit_kinds=("original",))
-    l_ids, _, l_emb = embed_store(model, layout.lfw, split=None)
+    model = load_verifier(verifier_dir, device)
+    c_ids, c_identity, c_emb = embed_store(model, layout.originals, split="test", edit_kinds=("original",), precision=precision)
+    l_ids, _, l_emb = embed_store(model, layout.lfw, split=None, precision=precision)
     order = np.argsort(np.asarray(c_ids))  # stored order is not guaranteed; sort so every arm sees the same rows
-    result = {"celeba_ids": np.asarray(c_ids)[order], "celeba_identity": c_identity[order], "celeba_emb": c_emb[order],
-              "lfw_ids": np.asarray(l_ids), "lfw_emb": l_emb}
+    return {"celeba_ids": np.asarray(c_ids)[order], "celeba_identity": c_identity[order], "celeba_emb": c_emb[order],
+            "lfw_ids": np.asarray(l_ids), "lfw_emb": l_emb}
+
+
+def _fresh_embeddings(out: Path, precision: str) -> dict | None:
+    cache = out / EMBEDDINGS
+    if not (cache.exists() and cache.stat().st_mtime >= (out / VERIFIER_WEIGHTS).stat().st_mtime):
+        return None
+    data = np.load(cache, allow_pickle=False)
+    made_with = str(data["precision"]) if "precision" in data.files else "auto"
+    return {k: data[k] for k in data.files if k != "precision"} if made_with == precision else None
+
+
+def _twin_embeddings(cfg: RunConfig, arm: str, seed: int, precision: str) -> dict | None:
+    import hashlib
+
+    layout = RunLayout(cfg)
+    out = layout.verifier_dir(arm, seed)
+    digest = lambda d: hashlib.sha256((d / VERIFIER_WEIGHTS).read_bytes()).hexdigest()
+    mine = None
+    for other in cfg.verifier.arms:
+        twin = layout.verifier_dir(other, seed)
+        if other == arm or not (twin / VERIFIER_WEIGHTS).exists() or (found := _fresh_embeddings(twin, precision)) is None:
+            continue
+        mine = mine or digest(out)
+        if digest(twin) == mine:
+            _save_embeddings(out, found, precision)
+            return found
+    return None
+
+
+def _save_embeddings(out: Path, result: dict, precision: str) -> None:
     tmp = out / "embeddings.tmp.npz"
-    np.savez(tmp, **result)
-    tmp.replace(cache)
-    return result
+    np.savez(tmp, **result, precision=np.asarray(precision))
+    tmp.replace(out / EMBEDDINGS)
 
 
 def run_experiment(cfg: RunConfig, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:

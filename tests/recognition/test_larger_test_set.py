@@ -5,6 +5,10 @@ retraining what it has."""
 from __future__ import annotations
 
 import json
+import shutil
+
+import numpy as np
+import pytest
 
 from pipeline.config import load_config
 
@@ -12,6 +16,8 @@ QUIET = lambda *_: None  # noqa: E731
 
 
 def test_a_run_with_more_test_identities_reuses_the_finished_runs_verifiers(tmp_path, monkeypatch):
+    from recognition import embedding
+    from recognition.experiment import embed_tests
     from flows.run import run_stage
     from flows.stages import stage
     from pipeline.ingest import prepare_data
@@ -40,3 +46,23 @@ def test_a_run_with_more_test_identities_reuses_the_finished_runs_verifiers(tmp_
     prepare_data(alone, progress=QUIET)
     run_stage(stage("train verifiers"), alone, QUIET)
     assert "reused_from" not in json.loads((RunLayout(alone).verifier_dir("baseline", 0) / TRAINING_JSON).read_text())
+
+    # its test embeddings are its own (the larger test set), made with the precision asked and recorded in the cache
+    emb = embed_tests(large, "baseline", 0)
+    assert np.unique(emb["celeba_identity"]).size == g["test"]["identities"]
+    bf16 = load_config("tiny", {**common, "output_dir": str(tmp_path / "large"), "data.synthetic.extra_test_identities": 6,
+                                "evaluation.precision": "bf16"})
+    low = embed_tests(bf16, "baseline", 0)
+    cosine = (low["celeba_emb"] * emb["celeba_emb"]).sum(axis=1)
+    assert not np.array_equal(low["celeba_emb"], emb["celeba_emb"]) and cosine.min() > 0.99
+    again = embed_tests(large, "baseline", 0)  # the bf16 cache is not taken for fp32
+    np.testing.assert_array_equal(again["celeba_emb"], emb["celeba_emb"])
+
+    # a verifier equal byte for byte to another arm's of the run (a shared no-edit control) takes its embeddings
+    twins = load_config("tiny", {**common, "output_dir": str(tmp_path / "large"), "data.synthetic.extra_test_identities": 6,
+                                 "verifier.arms": ["baseline", "aug-eyeglasses@identity"]})
+    shutil.copytree(kept, RunLayout(twins).verifier_dir("aug-eyeglasses@identity", 0))
+    (RunLayout(twins).verifier_dir("aug-eyeglasses@identity", 0) / "embeddings.npz").unlink()
+    monkeypatch.setattr(embedding, "embed_store", lambda *a, **k: pytest.fail("a twin's embeddings were computed again"))
+    shared = embed_tests(twins, "aug-eyeglasses@identity", 0)
+    np.testing.assert_array_equal(shared["celeba_emb"], emb["celeba_emb"])
