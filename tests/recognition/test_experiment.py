@@ -219,3 +219,23 @@ def test_plan_cli_sizes_a_design_from_the_baseline_or_from_a_finished_comparison
     assert float(row.split("|")[2].strip().lstrip("±")) == pytest.approx(reported, rel=0.1)
     unknown = CliRunner().invoke(main, [*base[:-1], "no-such-set"])
     assert unknown.exit_code == 2 and "no pair set matched" in unknown.output
+
+
+def test_a_run_scored_on_some_protocols_without_its_baseline_still_reports(tiny_run, tmp_path):
+    """The 1,000-identity evidence run is scored on the crossing pairs and LFW only, its control and edited arms
+    first: the verdicts against the no-edit control and the report stand without the baseline or `celeba`."""
+    import shutil
+
+    from recognition.evaluation import evaluate_run
+
+    cfg, _ = tiny_run
+    shutil.copytree(cfg.output_dir, tmp_path / "run")
+    sub = load_config("tiny", {"output_dir": str(tmp_path / "run"), "workers": 2,
+                               "verifier": {"threads": 1, "arms": ARMS[1:], "seeds": [0, 1]},
+                               "evaluation": {"protocols": ["celeba-cross", "lfw"], "precision": "bf16"}})
+    results = evaluate_run(sub, progress=QUIET)
+    assert results["differences"] == {} and set(results["control_differences"]) == {"aug-eyeglasses", "aug-eyeglasses@counterfactual"}
+    assert {p["protocol"] for p in results["protocols"].values()} == {"celeba-cross", "lfw"}
+    report = write_report(sub.output_dir)
+    assert report["headline"] and {h["pair_set"] for h in report["headline"]} <= set(results["protocols"]) - {"celeba"}
+    assert (sub.output_dir / "report.html").exists()
