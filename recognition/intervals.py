@@ -237,7 +237,8 @@ def fraction_from(name: str, e: tuple[np.ndarray, np.ndarray], c: tuple[np.ndarr
                   p: tuple[np.ndarray, np.ndarray], positive: Difference, confidence: float = 0.95) -> Fraction:
     """The fraction of the positive control's gain, with a delta-method interval over both uncertainty
     sources (test sampling: the covariance over bootstrap replicates; training: over seeds). Undefined when the
-    positive control itself shows no measurable gain over the no-edit control (`positive`)."""
+    positive control itself shows no measurable gain over the no-edit control (`positive`; the evaluation passes
+    its Holm-adjusted verdict)."""
     if positive.verdict != GAIN:
         return Fraction(name, None, None, None, None,
                         f"not defined: the positive control's difference from the no-edit control is '{positive.verdict}'")

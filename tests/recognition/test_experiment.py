@@ -60,6 +60,11 @@ def test_edits_are_compared_with_their_no_edit_control_with_holm_and_mdd(tiny_ru
             assert c["adjusted_p"] < 0.05
     f = results["positive_control_fraction"]["aug-eyeglasses"]["celeba"]["auc"]
     assert (f["fraction"] is None) == bool(f["note"])
+    for arm, by_set in results["positive_control_fraction"].items():  # defined only where the headline calls a gain
+        for name, by_metric in by_set.items():
+            for metric, f in by_metric.items():
+                positive = results["control_differences"]["aug-eyeglasses@counterfactual"][name][metric]
+                assert (f["fraction"] is not None) == (positive["adjusted_verdict"] == "gain")
     # a FAR level the impostors cannot resolve is never called
     for by_set in results["control_differences"].values():
         for name, by_metric in by_set.items():
