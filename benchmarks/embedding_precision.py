@@ -4,8 +4,9 @@ CPU) and in bf16 autocast (evaluation.precision), and the time each took.
     python benchmarks/embedding_precision.py data/runs/evidence-1000 baseline 0 \\
         --set data.synthetic.extra_test_identities=800
 
-Computes both (no embedding cache is read or written). Run it on a verifier of the run whose evaluation precision is being decided, before any arm of it is scored:
-it reads one arm, never a difference between arms.
+Computes both (no embedding cache is read or written). Run it on a verifier of the run whose evaluation
+precision is being decided, before any arm of it is scored: it reads one arm, never a difference between arms.
+The speed of each precision is `benchmarks/verifier_speed.py --embed-precision`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import argparse
 import time
 
 from pipeline.config import load_config
-from recognition.evaluation import pair_sets
 from pipeline.layout import RunLayout
+from recognition.evaluation import pair_sets
 from recognition.experiment import embed_test_sets
 from recognition.metrics import auc_from_roc, roc_curve
 

@@ -246,8 +246,9 @@ class EvaluationConfig(_Frozen):
     cross_impostors: int = Field(100_000, ge=10, description="impostor pairs per cross-attribute split (sampled, seeded)")
     power: float = Field(0.8, gt=0, lt=1, description="power at which the minimal detectable difference is stated")
     precision: Literal["auto", "bf16", "fp32"] = Field(
-        "auto", description="test embeddings: auto = bf16 autocast on a GPU, fp32 on a CPU; bf16 autocast is 1.7x faster "
-                            "on CPUs with AVX-512 BF16, where embedding CelebA-sized test sets costs as much as training")
+        "auto", description="test embeddings: auto = bf16 autocast on a GPU, fp32 on a CPU; bf16 autocast embeds 2x faster "
+                            "on CPUs with AVX-512 BF16 (benchmarks/verifier_speed.py --embed-precision), where embedding "
+                            "CelebA-sized test sets costs as much as training")
 
 
 class EngineConfig(_Frozen):
