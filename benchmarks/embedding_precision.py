@@ -18,7 +18,7 @@ from pipeline.config import load_config
 from pipeline.layout import RunLayout
 from recognition.evaluation import pair_sets
 from recognition.experiment import embed_test_sets
-from recognition.metrics import auc_from_roc, roc_curve
+from recognition.metrics import auc
 
 
 def main() -> None:
@@ -29,19 +29,18 @@ def main() -> None:
     ap.add_argument("--profile", default="evidence")
     ap.add_argument("--set", action="append", default=[], help="config overrides of the run, as for faceaug")
     args = ap.parse_args()
-    auc = {}
+    aucs = {}
     for precision in ("auto", "bf16"):
         cfg = load_config(args.profile, [f"output_dir={args.run}", *args.set, f"evaluation.precision={precision}"])
         started = time.perf_counter()
         emb = embed_test_sets(cfg, RunLayout(cfg).verifier_dir(args.arm, args.seed), precision)
-        n = len(emb["celeba_ids"]) + len(emb["lfw_ids"])
-        print(f"{precision}: {n} images in {time.perf_counter() - started:.0f} s, {n / (time.perf_counter() - started):.0f} images/s "
-              f"with their mirrors", flush=True)
+        seconds, n = time.perf_counter() - started, len(emb["celeba_ids"]) + len(emb["lfw_ids"])
+        print(f"{precision}: {n} images in {seconds:.0f} s, {n / seconds:.0f} images/s with their mirrors", flush=True)
         sets, _ = pair_sets(cfg, emb)
-        auc[precision] = {name: auc_from_roc(*roc_curve(ps.scores(emb[f"{ps.test_set}_emb"]), ps.labels)[:2])
+        aucs[precision] = {name: auc(ps.scores(emb[f"{ps.test_set}_emb"]), ps.labels)
                           for name, ps in sets.items()}
-    for name, fp32 in auc["auto"].items():
-        print(f"{name:45s} fp32 {fp32:.5f}  bf16 {auc['bf16'][name]:.5f}  bf16 - fp32 {auc['bf16'][name] - fp32:+.5f}")
+    for name, fp32 in aucs["auto"].items():
+        print(f"{name:45s} fp32 {fp32:.5f}  bf16 {aucs['bf16'][name]:.5f}  bf16 - fp32 {aucs['bf16'][name] - fp32:+.5f}")
 
 
 if __name__ == "__main__":

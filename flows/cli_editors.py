@@ -9,6 +9,7 @@ import click
 
 from flows.cli_support import PROFILE_HELP, SET_HELP, _config, _live, _run
 
+
 @click.group()
 def editors() -> None:
     """Face editors: list, train, evaluate, quality, probe, compare."""
