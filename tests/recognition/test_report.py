@@ -219,3 +219,41 @@ def test_the_summary_says_whether_the_run_could_have_seen_a_benefit(reported):
               & (t["metric"] == "auc") & t["pair_set"].str.endswith("/differ") & (t["adjusted_verdict"] == "gain")]
     assert f"for {1 if len(gains) else 0} of 1 attribute" in line
     assert ("could not have shown a benefit" in line) == gains.empty
+
+
+def test_cross_gap_script_reads_agree_minus_differ_for_every_arm_the_run_has(tiny_run):
+    """scripts/cross_gap.py (the gap tables of docs/verification.md): each cell is the arm's mean AUC on the pairs that
+    agree in the attribute minus the pairs that differ in it, for the columns whose arms the run has."""
+    import importlib.util
+    from pathlib import Path
+
+    _, results = tiny_run
+    spec = importlib.util.spec_from_file_location("cross_gap", Path(__file__).parents[2] / "scripts" / "cross_gap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    header, rows = module.gap_rows(results)
+    assert header == ["attribute", "baseline", "no-edit control", "true edit", "edited (aug-<a>)"]
+    by_attribute = {row[0]: row for row in rows}
+    assert "eyeglasses" in by_attribute
+
+    def auc(arm, which):
+        entry = results["arms"][arm]["protocols"].get(f"celeba-cross/eyeglasses/{which}")
+        return entry and entry["metrics"]["auc"]["mean"]
+
+    read = 0
+    for column, arm in zip(header[1:], ["baseline", "aug-eyeglasses@identity", "aug-eyeglasses@counterfactual", "aug-eyeglasses"]):
+        cell = by_attribute["eyeglasses"][header.index(column)]
+        agree, differ = auc(arm, "agree"), auc(arm, "differ")
+        if agree is None or differ is None:  # too few pairs in the tiny run to read that split
+            assert cell == "–", (column, cell)
+            continue
+        assert cell == f"{agree - differ:.4f} ({differ:.4f} vs {agree:.4f})", (column, cell)
+        read += 1
+    # where the tiny run has too few crossing pairs to read, the same arithmetic on a run that has them
+    entry = lambda v: {"metrics": {"auc": {"mean": v}}}
+    made = {"protocols": {"celeba-cross/smiling/differ": {}, "celeba-cross/smiling/agree": {}},
+            "arms": {"aug-smiling@identity": {"protocols": {"celeba-cross/smiling/differ": entry(0.90), "celeba-cross/smiling/agree": entry(0.95)}},
+                     "aug-smiling": {"protocols": {"celeba-cross/smiling/differ": entry(0.93)}}}}
+    assert module.gap_rows(made) == (["attribute", "no-edit control", "edited (aug-<a>)"],
+                                     [["smiling", "0.0500 (0.9000 vs 0.9500)", "–"]])
+    assert read or all(row[1:] == ["–"] * 4 for row in rows)
