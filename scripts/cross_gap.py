@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 COLUMNS = [("baseline", "baseline"), ("no-edit control", "aug-{a}@identity"), ("true edit", "aug-{a}@counterfactual"),
            ("edited (aug-<a>)", "aug-{a}"), ("aug-all@identity", "aug-all@identity"), ("aug-all", "aug-all")]
@@ -40,7 +41,13 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    header, rows = gap_rows(json.loads(open(argv[0]).read()))
+    path = Path(argv[0])
+    try:
+        results = json.loads(path.read_text())
+        header, rows = gap_rows(results)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"{path}: not a readable results.json of a run with cross-attribute protocols ({type(e).__name__}: {e})", file=sys.stderr)
+        return 1
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
