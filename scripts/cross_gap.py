@@ -14,8 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-COLUMNS = [("baseline", "baseline"), ("no-edit control", "aug-{a}@identity"), ("true edit", "aug-{a}@counterfactual"),
-           ("edited (aug-<a>)", "aug-{a}"), ("aug-all@identity", "aug-all@identity"), ("aug-all", "aug-all")]
+from recognition.evaluation import CONTROL_EDITOR, POSITIVE_EDITOR
+
+COLUMNS = [("baseline", "baseline"), ("no-edit control", f"aug-{{a}}@{CONTROL_EDITOR}"),
+           ("true edit", f"aug-{{a}}@{POSITIVE_EDITOR}"), ("edited (aug-<a>)", "aug-{a}"),
+           (f"aug-all@{CONTROL_EDITOR}", f"aug-all@{CONTROL_EDITOR}"), ("aug-all", "aug-all")]
 
 
 def gap_rows(results: dict) -> tuple[list[str], list[list[str]]]:
