@@ -257,3 +257,45 @@ def test_cross_gap_script_reads_agree_minus_differ_for_every_arm_the_run_has(tin
     assert module.gap_rows(made) == (["attribute", "no-edit control", "edited (aug-<a>)"],
                                      [["smiling", "0.0500 (0.9000 vs 0.9500)", "–"]])
     assert read or all(row[1:] == ["–"] * 4 for row in rows)
+
+
+def test_primary_tests_script_adjusts_over_the_four_positive_control_tests_only(tiny_run):
+    """scripts/primary_tests.py (the pre-registered reading of docs/verification.md): the positive control against the
+    no-edit control on each attribute's crossing pairs, Holm over those tests alone; a missing arm is not in the family."""
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    from recognition.results import results_table
+
+    spec = importlib.util.spec_from_file_location("primary_tests", Path(__file__).parents[2] / "scripts" / "primary_tests.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def row(a, value, p, arm=None):
+        return {"kind": "difference", "metric": "auc", "arm": arm or f"aug-{a}@counterfactual", "reference": f"aug-{a}@identity",
+                "pair_set": f"celeba-cross/{a}/differ", "value": value, "ci_low": value - 0.01, "ci_high": value + 0.01,
+                "p_value": p, "adjusted_p": 1.0, "family": "vs no-edit control", "mdd": 0.01, "higher_is_better": True}
+    made = pd.DataFrame([row("eyeglasses", 0.02, 0.01), row("no_beard", 0.03, 0.001), row("smiling", -0.02, 0.02),
+                         row("smiling", 0.5, 1e-9, arm="aug-smiling"),  # the editor's arm, not a primary test
+                         {"kind": "pair_set", "pair_set": "celeba-cross/mouth_slightly_open/differ"}])
+    rows, gains = module.primary_rows(made)
+    by = {r[0]: r for r in rows}
+    assert [r[0] for r in rows] == ["eyeglasses", "mouth_slightly_open", "no_beard", "smiling"]
+    # Holm over three tests: 0.001 * 3, 0.01 * 2, 0.02 * 1
+    assert [by[a][4] for a in ("no_beard", "eyeglasses", "smiling")] == ["0.003", "0.02", "0.02"]
+    assert [by[a][6] for a in ("no_beard", "eyeglasses", "smiling")] == ["gain", "gain", "loss"]
+    assert by["mouth_slightly_open"][1].startswith("missing") and gains == 2
+
+    # on a real run's table: the tiny run has the eyeglasses positive and no-edit controls
+    cfg, results = tiny_run
+    table = results_table(results, cfg.model_dump())
+    rows, _ = module.primary_rows(table)
+    glasses = next(r for r in rows if r[0] == "eyeglasses")
+    expected = table[(table["kind"] == "difference") & (table["metric"] == "auc") & (table["arm"] == "aug-eyeglasses@counterfactual")
+                     & (table["reference"] == "aug-eyeglasses@identity") & (table["pair_set"] == "celeba-cross/eyeglasses/differ")]
+    if len(expected) and expected.iloc[0]["p_value"] == expected.iloc[0]["p_value"]:
+        assert glasses[1] == f"{expected.iloc[0]['value']:+.4f} [{expected.iloc[0]['ci_low']:+.4f}, {expected.iloc[0]['ci_high']:+.4f}]"
+    else:
+        assert glasses[1].startswith("missing")
