@@ -176,3 +176,51 @@ def test_quality_reports_the_chosen_checkpoint_against_the_targets_and_refuses_a
     (stale / "evaluation.json").unlink()
     with pytest.raises(FileNotFoundError, match="run faceaug editors evaluate first"):
         quality_entry(stale)
+
+
+def _validated_editor(run, attribute, *, weaker, outside, ratio, step=250, width=16, faces=(200, 200)):
+    import json
+
+    d = run / "editors" / f"sagan-{attribute}"
+    d.mkdir(parents=True)
+    best = {"attributes": {attribute: {"added": 1.0, "removed": weaker, "faces": {"added": faces[0], "removed": faces[1]},
+                                       "outside_change": outside, "counterfactual_ratio": ratio}},
+            "weaker_direction": weaker, "outside_change": outside, "counterfactual_ratio": ratio}
+    (d / "selection.json").write_text(json.dumps({"criterion": "c", "best_step": step, "best": best, "curve": [best]}))
+    (d / "editor.json").write_text(json.dumps({"attribute": attribute, "iterations": 1500, "arch": {"conv_dim": width}}))
+    (d / "editor.pt").write_bytes(b"weights of " + str(run).encode())
+
+
+def test_choose_editor_script_ranks_runs_by_the_validation_criterion_and_copies_the_winners(tmp_path, capsys):
+    """scripts/choose_editor.py (docs/editors.md): across runs, the same criterion that picks a run's checkpoint picks
+    the run: preservation first, then the weaker direction, then the error to the truth; test figures are never read."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("choose_editor", Path(__file__).parents[2] / "scripts" / "choose_editor.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    _validated_editor(a, "eyeglasses", weaker=0.81, outside=0.005, ratio=1.05)
+    _validated_editor(a, "smiling", weaker=0.97, outside=0.001, ratio=1.00)
+    (a / "judge").mkdir()
+    _validated_editor(b, "eyeglasses", weaker=0.99, outside=0.03, ratio=0.9, width=32)   # best success, but too much change outside
+    _validated_editor(b, "smiling", weaker=0.97, outside=0.001, ratio=0.95, step=750)   # tie on success: smaller error wins
+    _validated_editor(c, "eyeglasses", weaker=0.93, outside=0.007, ratio=1.2, step=1000)
+    chosen = module.choose(module.candidates([a, b, c]))
+    assert (chosen["eyeglasses"]["run"], chosen["eyeglasses"]["step"]) == (str(c), 1000)
+    assert (chosen["smiling"]["run"], chosen["smiling"]["step"]) == (str(b), 750)
+
+    assert module.main([str(a), str(b), str(c), "--into", str(tmp_path / "into")]) == 0
+    assert "| eyeglasses | " + str(c) in capsys.readouterr().out
+    assert (tmp_path / "into/editors/sagan-eyeglasses/editor.pt").read_bytes() == b"weights of " + str(c).encode()
+    assert (tmp_path / "into/editors/sagan-smiling/editor.pt").read_bytes() == b"weights of " + str(b).encode()
+    assert (tmp_path / "into/judge").is_dir()
+    assert json.loads((tmp_path / "into/choice.json").read_text())["smiling"]["run"] == str(b)
+
+    # validated on other faces: the figures cannot be compared
+    d = tmp_path / "d"
+    _validated_editor(d, "smiling", weaker=1.0, outside=0.001, ratio=0.5, faces=(100, 100))
+    assert module.main([str(a), str(d)]) == 1
+    assert "validated on different faces" in capsys.readouterr().err
