@@ -305,7 +305,8 @@ def pair_set_caption(info: dict) -> str:
             + (f", {info['identities']:,} identities" if info.get("identities") else ""))
 
 
-def _md_table(columns: list[str], rows: list[list]) -> list[str]:
+def markdown_table(columns: list[str], rows: list[list]) -> list[str]:
+    """The lines of a Markdown table (None cells empty); the scripts under scripts/ print theirs with it too."""
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
         ["| " + " | ".join("" if c is None else str(c) for c in row) + " |" for row in rows]
 
@@ -314,7 +315,7 @@ def markdown(report: dict, figure_names: list[str]) -> str:
     out = [f"# faceaug report — {report['run_dir']}", "", f"Generated {report['generated']}.", "", "## Answer", ""]
     out += [f"- {line}" for line in report["summary"]] + [""]
     if report["headline"]:
-        out += _md_table(HEADLINE_COLUMNS, [headline_cells(r) for r in report["headline"]]) + ["", headline_note(report)]
+        out += markdown_table(HEADLINE_COLUMNS, [headline_cells(r) for r in report["headline"]]) + ["", headline_note(report)]
     out += ["", "## Protocols", "", "Each cell: the mean over seeds [95% interval]. Figures: "
             + ", ".join(f"`{n}.png`" for n in figure_names) + " (embedded in report.html)."]
     for t in sorted(report["tables"], key=lambda t: not is_standard(t["pair_set"])):
@@ -323,9 +324,9 @@ def markdown(report: dict, figure_names: list[str]) -> str:
         if info.get("note"):
             out.append(f"**{info['note']}**")
         if t["rows"]:
-            out += [""] + _md_table(t["columns"], [[row.get(c, "") for c in t["columns"]] for row in t["rows"]])
+            out += [""] + markdown_table(t["columns"], [[row.get(c, "") for c in t["columns"]] for row in t["rows"]])
     out += ["", "## Every comparison", ""]
-    out += _md_table(["family", "arm", "reference", "pairs", "metric", "difference [95% CI]", "verdict", "Holm", "p", "adj. p", "MDD"],
+    out += markdown_table(["family", "arm", "reference", "pairs", "metric", "difference [95% CI]", "verdict", "Holm", "p", "adj. p", "MDD"],
                      [[r["family"], r["arm"], r["reference"], r["pair_set"], r["metric"], r["difference"], r["verdict"],
                        r["adjusted_verdict"], r["p"], r["adjusted_p"], r["mdd"]] for r in report["comparisons_table"]])
     out += ["", "## Editors", ""]

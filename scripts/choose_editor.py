@@ -18,6 +18,10 @@ import sys
 from pathlib import Path
 
 from editing.selection import rank
+from recognition.report import markdown_table
+
+COLUMNS = ["attribute", "run", "width", "checkpoint (iterations configured)", "weaker direction", "outside change",
+           "error to the truth / no edit", ""]
 
 
 def candidates(runs: list[Path]) -> dict[str, list[dict]]:
@@ -65,14 +69,13 @@ def main(argv: list[str]) -> int:
         print(f"choose_editor: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     chosen = choose(found)
-    print("| attribute | run | width | checkpoint (iterations configured) | weaker direction | outside change | error to the truth / no edit | |")
-    print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for attribute in sorted(found):
         for c in found[attribute]:
-            mark = "**chosen**" if c is chosen[attribute] else ""
             ratio = "–" if c["counterfactual_ratio"] is None else f"{c['counterfactual_ratio']:.2f}"
-            print(f"| {attribute} | {c['run']} | {c['width']} | {c['step']} ({c['iterations']}) | {c['weaker_direction']:.3f} "
-                  f"| {c['outside_change']:.4f} | {ratio} | {mark} |")
+            rows.append([attribute, c["run"], c["width"], f"{c['step']} ({c['iterations']})", f"{c['weaker_direction']:.3f}",
+                         f"{c['outside_change']:.4f}", ratio, "**chosen**" if c is chosen[attribute] else ""])
+    print("\n".join(markdown_table(COLUMNS, rows)))
     if into is not None:
         (into / "editors").mkdir(parents=True, exist_ok=True)
         for c in chosen.values():

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from recognition.evaluation import CONTROL_EDITOR, POSITIVE_EDITOR
+from recognition.report import markdown_table
 
 COLUMNS = [("baseline", "baseline"), ("no-edit control", f"aug-{{a}}@{CONTROL_EDITOR}"),
            ("true edit", f"aug-{{a}}@{POSITIVE_EDITOR}"), ("edited (aug-<a>)", "aug-{a}"),
@@ -51,10 +52,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"{path}: not a readable results.json of a run with cross-attribute protocols ({type(e).__name__}: {e})", file=sys.stderr)
         return 1
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print("\n".join(markdown_table(header, rows)))
     return 0
 
 

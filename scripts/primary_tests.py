@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from recognition.evaluation import CONTROL_EDITOR, POSITIVE_EDITOR
+from recognition.report import markdown_table
 from recognition.intervals import GAIN, holm
 
 TARGET = 3
@@ -60,10 +61,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"{path}: not a readable results.parquet of a run with cross-attribute protocols ({type(e).__name__}: {e})", file=sys.stderr)
         return 1
-    print("| " + " | ".join(HEADER) + " |")
-    print("|" + "---|" * len(HEADER))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print("\n".join(markdown_table(HEADER, rows)))
     print(f"\npositive control measurable (Holm over the {sum(r[3] != '–' for r in rows)} primary tests): "
           f"{gains} of {len(rows)} attributes; target >= {TARGET}: {'met' if gains >= TARGET else 'not met'}")
     return 0
