@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recognition.evaluation import CONTROL_EDITOR, POSITIVE_EDITOR
 from recognition.report import markdown_table
-from recognition.intervals import GAIN, holm
+from recognition.intervals import GAIN, LOSS, NONE, holm
 
 TARGET = 3
 HEADER = ["attribute", "Δ AUC [95% interval]", "MDD", "p", "Holm over these tests", "the report's Holm (family)", "verdict"]
@@ -42,7 +42,7 @@ def primary_rows(table) -> tuple[list[list[str]], int]:
             continue
         r, p_adj = found[a], adjusted[a]
         better = (r["value"] > 0) == bool(r["higher_is_better"])
-        verdict = ("gain" if better else "loss") if p_adj < 0.05 else "no measurable difference"
+        verdict = (GAIN if better else LOSS) if p_adj < 0.05 else NONE
         gains += verdict == GAIN
         rows.append([a, f"{r['value']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"±{r['mdd']:.4f}",
                      f"{r['p_value']:.2g}", f"{p_adj:.2g}", f"{r['adjusted_p']:.2g} ({r['family']})", verdict])
