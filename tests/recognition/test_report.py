@@ -287,6 +287,8 @@ def test_primary_tests_script_adjusts_over_the_four_positive_control_tests_only(
     assert [by[a][4] for a in ("no_beard", "eyeglasses", "smiling")] == ["0.003", "0.02", "0.02"]
     assert [by[a][6] for a in ("no_beard", "eyeglasses", "smiling")] == ["gain", "gain", "loss"]
     assert by["mouth_slightly_open"][1].startswith("missing") and gains == 2
+    assert module.primary_rows(made, "eer") == ([[a, "missing (the run lacks one of the two arms, or the pair set is unreadable)"]
+                                                 + ["–"] * 5 for a in by], 0)  # no EER rows: another metric, its own family
 
     # on a real run's table: the tiny run has the eyeglasses positive and no-edit controls
     cfg, results = tiny_run
