@@ -14,9 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from recognition.evaluation import CONTROL_EDITOR, POSITIVE_EDITOR
-from recognition.report import markdown_table
-from recognition.intervals import GAIN, LOSS, NONE, holm
+from recognition.intervals import GAIN
+from recognition.report import markdown_table, positive_control_tests
 
 TARGET = 3
 HEADER = ["attribute", "Δ [95% interval]", "MDD", "p", "Holm over these tests", "the report's Holm (family)", "verdict"]
@@ -24,30 +23,18 @@ HEADER = ["attribute", "Δ [95% interval]", "MDD", "p", "Holm over these tests",
 
 def primary_rows(table, metric: str = "auc") -> tuple[list[list[str]], int]:
     """The table's rows and how many attributes gain after Holm over the primary tests (a pandas DataFrame of a
-    run's results.parquet in, cells as text out)."""
-    differences = table[(table["kind"] == "difference") & (table["metric"] == metric)]
+    run's results.parquet in, cells as text out); the family is `recognition.report.positive_control_tests`."""
     attributes = sorted({p.split("/")[1] for p in table["pair_set"].dropna() if p.startswith("celeba-cross/")})
-    found = {}
-    for a in attributes:
-        hit = differences[(differences["arm"] == f"aug-{a}@{POSITIVE_EDITOR}") & (differences["reference"] == f"aug-{a}@{CONTROL_EDITOR}")
-                          & (differences["pair_set"] == f"celeba-cross/{a}/differ")]
-        if len(hit) > 1:
-            raise ValueError(f"{len(hit)} rows for the primary test of {a}; a results table has one")
-        if len(hit) == 1 and hit.iloc[0]["p_value"] == hit.iloc[0]["p_value"]:  # NaN: not resolvable, no test
-            found[a] = hit.iloc[0]
-    adjusted = dict(zip(found, holm([float(r["p_value"]) for r in found.values()])))
-    rows, gains = [], 0
+    found = {r["attribute"]: r for r in positive_control_tests(table, metric)}
+    rows = []
     for a in attributes:
         if a not in found:
             rows.append([a, "missing (the run lacks one of the two arms, or the pair set is unreadable)"] + ["–"] * 5)
             continue
-        r, p_adj = found[a], adjusted[a]
-        better = (r["value"] > 0) == bool(r["higher_is_better"])
-        verdict = (GAIN if better else LOSS) if p_adj < 0.05 else NONE
-        gains += verdict == GAIN
+        r = found[a]
         rows.append([a, f"{r['value']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"±{r['mdd']:.4f}",
-                     f"{r['p_value']:.2g}", f"{p_adj:.2g}", f"{r['adjusted_p']:.2g} ({r['family']})", verdict])
-    return rows, gains
+                     f"{r['p_value']:.2g}", f"{r['family_p']:.2g}", f"{r['adjusted_p']:.2g} ({r['family']})", r["family_verdict"]])
+    return rows, sum(r["family_verdict"] == GAIN for r in found.values())
 
 
 def main(argv: list[str]) -> int:

@@ -219,6 +219,14 @@ def test_the_summary_says_whether_the_run_could_have_seen_a_benefit(reported):
               & (t["metric"] == "auc") & t["pair_set"].str.endswith("/differ") & (t["adjusted_verdict"] == "gain")]
     assert f"for {1 if len(gains) else 0} of 1 attribute" in line
     assert ("could not have shown a benefit" in line) == gains.empty
+    # beside it, Holm over the positive controls' own CelebA-format crossing-pair tests alone (here one test: unadjusted)
+    own = t[(t["kind"] == "difference") & (t["family"] == CONTROL_FAMILY) & (t["arm"] == "aug-eyeglasses@counterfactual")
+            & (t["metric"] == "auc") & (t["pair_set"] == "celeba-cross/eyeglasses/differ") & t["p_value"].notna()]
+    if len(own):
+        called = own.iloc[0]["p_value"] < 0.05 and own.iloc[0]["value"] > 0
+        assert f"(the sensitivity family): {int(called)} of 1" in line
+    else:
+        assert "sensitivity family" not in line
 
 
 def test_cross_gap_script_reads_agree_minus_differ_for_every_arm_the_run_has(tiny_run):
@@ -275,6 +283,7 @@ def test_primary_tests_script_adjusts_over_the_four_positive_control_tests_only(
 
     def row(a, value, p, arm=None):
         return {"kind": "difference", "metric": "auc", "arm": arm or f"aug-{a}@counterfactual", "reference": f"aug-{a}@identity",
+                "editor": "sagan" if arm else "counterfactual", "attribute": a,
                 "pair_set": f"celeba-cross/{a}/differ", "value": value, "ci_low": value - 0.01, "ci_high": value + 0.01,
                 "p_value": p, "adjusted_p": 1.0, "family": "vs no-edit control", "mdd": 0.01, "higher_is_better": True}
     made = pd.DataFrame([row("eyeglasses", 0.02, 0.01), row("no_beard", 0.03, 0.001), row("smiling", -0.02, 0.02),
