@@ -35,6 +35,8 @@ def candidates(runs: list[Path]) -> dict[str, list[dict]]:
             selection = json.loads(path.read_text())
             meta = json.loads((path.parent / "editor.json").read_text())
             best = selection["best"]
+            if len(best["attributes"]) != 1:
+                raise ValueError(f"{path}: an editor of {len(best['attributes'])} attributes; only single-attribute editors are compared")
             (attribute,) = best["attributes"]
             faces = best["attributes"][attribute].get("faces")
             found.setdefault(attribute, []).append({
@@ -57,10 +59,10 @@ def choose(found: dict[str, list[dict]]) -> dict[str, dict]:
 
 def main(argv: list[str]) -> int:
     into = None
-    if "--into" in argv:
+    if "--into" in argv[:-1]:
         i = argv.index("--into")
         into, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
-    if not argv:
+    if not argv or any(a.startswith("--") for a in argv):
         print(__doc__, file=sys.stderr)
         return 2
     try:

@@ -39,10 +39,10 @@ def primary_rows(table, metric: str = "auc") -> tuple[list[list[str]], int]:
 
 def main(argv: list[str]) -> int:
     metric = "auc"
-    if "--metric" in argv:
+    if "--metric" in argv[:-1]:
         i = argv.index("--metric")
         metric, argv = argv[i + 1], argv[:i] + argv[i + 2:]
-    if len(argv) != 1:
+    if len(argv) != 1 or argv[0].startswith("--"):
         print(__doc__, file=sys.stderr)
         return 2
     import pandas as pd
