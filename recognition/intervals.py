@@ -284,10 +284,14 @@ def adjusted_verdict(difference: Difference, adjusted_p: float | None, alpha: fl
     """The verdict after a multiple-comparison correction: a call only where the adjusted p < alpha."""
     if adjusted_p is None:
         return difference.verdict
-    if adjusted_p >= alpha:
+    return p_verdict(difference.diff_mean, difference.higher_is_better, adjusted_p, alpha)
+
+
+def p_verdict(diff_mean: float, higher_is_better: bool, p: float, alpha: float = 0.05) -> str:
+    """Gain or loss where p < alpha (the direction from the difference's sign), else no measurable difference."""
+    if p >= alpha:
         return NONE
-    better = (difference.diff_mean > 0) == difference.higher_is_better
-    return GAIN if better else LOSS
+    return GAIN if (diff_mean > 0) == bool(higher_is_better) else LOSS
 
 
 def resolvable(metric, impostors: int) -> bool:

@@ -185,15 +185,14 @@ def positive_control_tests(t: pd.DataFrame, metric: str = PRIMARY) -> list[dict]
     pairs that differ in its attribute, one test per attribute, Holm-adjusted over these tests alone (`family_p`,
     `family_verdict`). The report's Holm over every comparison against the control is stricter; both are shown. This
     family was fixed for the stress setting's evidence run before it was scored (docs/verification.md)."""
-    from recognition.intervals import GAIN, LOSS, NONE, holm
+    from recognition.intervals import holm, p_verdict
 
     d = t[(t["kind"] == "difference") & (t["family"] == CONTROL_FAMILY) & (t["editor"] == POSITIVE_EDITOR)
           & (t["metric"] == metric) & t["p_value"].notna()]
     d = d[d["pair_set"] == "celeba-cross/" + d["attribute"].fillna("") + "/differ"]
     cells = records(d.sort_values("attribute"))
     for r, p in zip(cells, holm([r["p_value"] for r in cells])):
-        better = (r["value"] > 0) == bool(r["higher_is_better"])
-        r["family_p"], r["family_verdict"] = p, (GAIN if better else LOSS) if p < 0.05 else NONE
+        r["family_p"], r["family_verdict"] = p, p_verdict(r["value"], r["higher_is_better"], p)
     return cells
 
 
