@@ -180,14 +180,15 @@ def summary_blocks(report: dict, frame: pd.DataFrame | None = None) -> list[dict
     return blocks
 
 
-def positive_control_tests(t: pd.DataFrame, metric: str = PRIMARY) -> list[dict]:
+def positive_control_tests(t: pd.DataFrame, metric: str = PRIMARY, editor: str = POSITIVE_EDITOR) -> list[dict]:
     """The sensitivity family: each positive control (the true edit) against its no-edit control on the CelebA-format
     pairs that differ in its attribute, one test per attribute, Holm-adjusted over these tests alone (`family_p`,
     `family_verdict`). The report's Holm over every comparison against the control is stricter; both are shown. This
-    family was fixed for the stress setting's evidence run before it was scored (docs/verification.md)."""
+    family was fixed for the stress setting's evidence run before it was scored (docs/verification.md). With another
+    `editor` (e.g. "sagan"), the same family of that editor's single-attribute arms."""
     from recognition.intervals import holm, p_verdict
 
-    d = t[(t["kind"] == "difference") & (t["family"] == CONTROL_FAMILY) & (t["editor"] == POSITIVE_EDITOR)
+    d = t[(t["kind"] == "difference") & (t["family"] == CONTROL_FAMILY) & (t["editor"] == editor)
           & (t["metric"] == metric) & t["p_value"].notna()]
     d = d[d["pair_set"] == "celeba-cross/" + d["attribute"].fillna("") + "/differ"]
     cells = records(d.sort_values("attribute"))

@@ -298,6 +298,10 @@ def test_primary_tests_script_adjusts_over_the_four_positive_control_tests_only(
     assert by["mouth_slightly_open"][1].startswith("missing") and gains == 2
     assert module.primary_rows(made, "eer") == ([[a, "missing (the run lacks one of the two arms, or the pair set is unreadable)"]
                                                  + ["–"] * 5 for a in by], 0)  # no EER rows: another metric, its own family
+    # --editor sagan: the editor's arms against the same controls, Holm over their own tests
+    rows, gains = module.primary_rows(made, editor="sagan")
+    assert gains == 1 and [r[0] for r in rows if not r[1].startswith("missing")] == ["smiling"]
+    assert next(r for r in rows if r[0] == "smiling")[1:5] == ["+0.5000 [+0.4900, +0.5100]", "±0.0100", "1e-09", "1e-09"]
 
     # on a real run's table: the tiny run has the eyeglasses positive and no-edit controls
     cfg, results = tiny_run
