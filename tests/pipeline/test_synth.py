@@ -420,3 +420,34 @@ def test_negative_extra_test_identities_is_refused(tmp_path):
     with pytest.raises(ValueError, match="extra_test_identities must be at least 0, got -1"):
         render_benchmark(tmp_path, identities=3, images_per_identity=1, size=24, lfw_identities=20, workers=1,
                          progress=lambda d, t: None, extra_test_identities=-1)
+
+
+def test_hidden_traits_of_the_counterfactual_bound_show_only_with_their_attribute(trees):
+    """benchmarks/counterfactual_bound.py resamples the Identity fields it names as hidden: they must change a face
+    that has the attribute and leave a face without it untouched (else they would not be hidden, or not the attribute's)."""
+    import dataclasses
+    import importlib.util
+
+    from pipeline.synth import RenderRecords, render_image
+    from pipeline.synth.population import BEARD_STYLES, GLASSES_SHAPES
+
+    spec = importlib.util.spec_from_file_location("bound", Path(__file__).parents[2] / "benchmarks" / "counterfactual_bound.py")
+    bound = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bound)
+    records = RenderRecords.read(trees[0] / "celeba")
+    image_id = sorted(records.images)[0]
+    identity, index, _ = records.record(image_id)
+    ident = records.identities[identity]
+    other = {"eyeglasses": {"glasses_shape": next(s for s in GLASSES_SHAPES if s != ident.glasses_shape),
+                            "glasses_rgb": (255, 0, 0), "glasses_tint": 200, "glasses_thick": 0.03},
+             "no_beard": {"beard_style": next(s for s in BEARD_STYLES if s != ident.beard_style)}}
+    for attribute, column, shows in (("eyeglasses", "Eyeglasses", 1), ("no_beard", "No_Beard", 0)):
+        assert set(bound.HIDDEN[attribute]) == set(other[attribute])
+        changed = dataclasses.replace(ident, **other[attribute])
+        for value in (0, 1):
+            labels = records.labels(image_id).astype(np.int8)
+            labels[IDX[column]] = value
+            a = render_image(ident, labels, "celeba", index, records.seed, records.size, records.style)[0]
+            b = render_image(changed, labels, "celeba", index, records.seed, records.size, records.style)[0]
+            assert (a != b).any() == (value == shows), (attribute, value)
+    assert bound.HIDDEN["mouth_slightly_open"] == bound.HIDDEN["smiling"] == ()
