@@ -55,6 +55,9 @@ def quality_entry(directory: Path) -> dict:
         "outside_change": ev["preservation"]["mean_abs_change_outside_region"],
         "mask_mass_inside": mask.get("mass_inside_region"),
         "counterfactual_error_ratio": truth.get("ratio_inside"),
+        # per direction: adding glasses or a beard has hidden traits the editor can only guess (the floor of
+        # benchmarks/counterfactual_bound.py), removing them has none
+        "counterfactual_error_ratio_by_direction": {d: truth[d]["ratio_inside"] for d in ("added", "removed") if d in truth},
         "iterations": (meta.get("selection") or {}).get("best_step", meta.get("iterations")),
         "checkpoint": _checkpoint_text(meta),
         "editor": ev["editor"], "test_faces": {d: ev[d]["images"] for d in ("added", "removed") if ev.get(d)},

@@ -161,6 +161,9 @@ def test_quality_reports_the_chosen_checkpoint_against_the_targets_and_refuses_a
     assert entry["outside_change"] == evaluation["preservation"]["mean_abs_change_outside_region"]
     assert entry["mask_mass_inside"] == evaluation["mask"]["mass_inside_region"]
     assert entry["counterfactual_error_ratio"] == evaluation["counterfactual_error"]["ratio_inside"]
+    truth = evaluation["counterfactual_error"]
+    assert "added" in entry["counterfactual_error_ratio_by_direction"]  # the tiny test faces may lack a direction
+    assert entry["counterfactual_error_ratio_by_direction"] == {d: truth[d]["ratio_inside"] for d in ("added", "removed") if d in truth}
     assert entry["iterations"] == meta["selection"]["best_step"]
     assert entry["checkpoint"].startswith(f"iteration {meta['selection']['best_step']} of 6") and "validation faces" in entry["checkpoint"]
     assert set(entry["targets_met"]) == set(TARGETS)
