@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 
+from editing.counterfactual import rendered_truth
 from editing.evaluate import counterfactual_error, held_out, region_masks
 from pipeline.config import load_config
 from pipeline.images import batch_to_model_range
@@ -49,10 +50,6 @@ def resampled_records(records: RenderRecords, fields: tuple[str, ...], rng: np.r
         dataclasses.replace(ident, **{f: getattr(ids[d], f) for f in fields}) for ident, d in zip(ids, donors)])
 
 
-def to_model(pixels: list[np.ndarray]) -> torch.Tensor:
-    return batch_to_model_range(torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous())
-
-
 def bound(cfg, attribute: str, draws: int, limit: int | None, seed: int = 0) -> dict:
     test = held_out(cfg)
     if limit:
@@ -61,16 +58,16 @@ def bound(cfg, attribute: str, draws: int, limit: int | None, seed: int = 0) -> 
     size = test.images.shape[-1]
     labels = test.labels(attribute)
     sources = test.source_ids
-    target = (labels < 0.5).long().tolist()  # the flipped label
-    truth = to_model([records.ingested(s, attribute, v, size)[0] for s, v in zip(sources, target)])
+    target = 1 - labels  # the flipped label
+    truth = rendered_truth(records, sources, attribute, target, size)
     original = batch_to_model_range(test.images)
     region = region_masks(test.regions, attribute)
     out = {"faces": len(sources), "hidden_traits": list(HIDDEN[attribute]), "draws": draws}
     if not HIDDEN[attribute]:
         return out | {"note": "no hidden trait: the truth is a function of the visible face; ratio 0 is reachable"}
     rng = np.random.default_rng(seed)
-    guesses = torch.stack([to_model([r.ingested(s, attribute, v, size)[0] for s, v in zip(sources, target)])
-                           for r in (resampled_records(records, HIDDEN[attribute], rng) for _ in range(draws))])
+    guesses = torch.stack([rendered_truth(resampled_records(records, HIDDEN[attribute], rng), sources, attribute, target, size)
+                           for _ in range(draws)])
     median = guesses.median(dim=0).values
     for direction, chosen in (("added", labels < 0.5), ("removed", labels > 0.5)):
         if not chosen.any():

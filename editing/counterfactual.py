@@ -125,12 +125,14 @@ def truth_for(cfg) -> Callable[[list[str], str, torch.Tensor, int], torch.Tensor
     if benchmark is None or not (Path(benchmark) / "render_params.json").exists():
         return None
     records = RenderRecords.read(benchmark)
+    return lambda sources, attribute, values, size: rendered_truth(records, sources, attribute, values, size)
 
-    def truth(sources: list[str], attribute: str, values: torch.Tensor, size: int) -> torch.Tensor:
-        pixels = np.stack([records.ingested(s, attribute, int(v > 0.5), size)[0] for s, v in zip(sources, values.tolist())])
-        return batch_to_model_range(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
 
-    return truth
+def rendered_truth(records, sources: list[str], attribute: str, values: torch.Tensor, size: int) -> torch.Tensor:
+    """The faces `sources` of a benchmark's render records with `attribute` set to `values` (> 0.5: present), as
+    ingested, N x 3 x H x W in [-1, 1]."""
+    pixels = np.stack([records.ingested(s, attribute, int(v > 0.5), size)[0] for s, v in zip(sources, values.tolist())])
+    return batch_to_model_range(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
 
 
 PLUGIN = EditorPlugin("counterfactual", CounterfactualEditor, CounterfactualTrainer,

@@ -97,6 +97,15 @@ def pair_sets(cfg: RunConfig, emb: dict) -> tuple[dict, dict]:
     return usable, described
 
 
+def scored_pairs(ps, emb: dict):
+    """One pair set scored with one verifier's test embeddings, as the bootstrap reads it (pairs without an identity
+    cluster are their own clusters)."""
+    from recognition.bootstrap import PairScores
+
+    scores = ps.scores(emb[f"{ps.test_set}_emb"])
+    return PairScores(scores, ps.labels, np.arange(scores.size) if ps.groups is None else ps.groups)
+
+
 def _reader(metrics, far_grid):
     """One function reading every metric and the ROC on the grid from one (weighted) ROC."""
     from recognition.metrics import tar_on_grid_from_roc
@@ -108,7 +117,7 @@ def _reader(metrics, far_grid):
 
 def evaluate_run(cfg: RunConfig, *, device: str | None = None, progress: Callable[[str], None] = print) -> dict:
     """Every arm on every protocol, the comparisons and verdicts (module docstring) -> results.json."""
-    from recognition.bootstrap import PairScores, cluster_index, replicate_values, resolve_metric
+    from recognition.bootstrap import cluster_index, replicate_values, resolve_metric
     from recognition.experiment import embed_tests
     from recognition.intervals import difference_from, estimate_from, fraction_from, resolvable
     from recognition.protocols import lfw_tenfold
@@ -132,11 +141,10 @@ def evaluate_run(cfg: RunConfig, *, device: str | None = None, progress: Callabl
             if sets is None:  # the same pairs for every arm and seed
                 sets, described = pair_sets(cfg, emb)
             for name, ps in sets.items():
-                scores = ps.scores(emb[f"{ps.test_set}_emb"])
-                groups = np.arange(scores.size) if ps.groups is None else ps.groups
-                runs.setdefault(name, []).append(PairScores(scores, ps.labels, groups))
+                scored = scored_pairs(ps, emb)
+                runs.setdefault(name, []).append(scored)
                 if ps.folds is not None:
-                    tenfold.setdefault(name, []).append(lfw_tenfold(scores, ps.labels, ps.folds))
+                    tenfold.setdefault(name, []).append(lfw_tenfold(scored.scores, ps.labels, ps.folds))
             info = layout.verifier_dir(arm, seed) / VERIFIER_RECORD
             training.append(json.loads(info.read_text()) if info.exists() else None)
         values[arm] = {}
@@ -239,7 +247,6 @@ def _jsonable(obj):
 
 def arm_runs(cfg: RunConfig, arm: str, *, device: str | None = None) -> dict[str, list]:
     """Every scorable pair set -> one PairScores per seed of `arm` (whose verifiers must be trained)."""
-    from recognition.bootstrap import PairScores
     from recognition.experiment import embed_tests
 
     runs: dict[str, list] = {}
@@ -249,8 +256,7 @@ def arm_runs(cfg: RunConfig, arm: str, *, device: str | None = None) -> dict[str
         if sets is None:
             sets, _ = pair_sets(cfg, emb)
         for name, ps in sets.items():
-            groups = np.arange(ps.labels.size) if ps.groups is None else ps.groups
-            runs.setdefault(name, []).append(PairScores(ps.scores(emb[f"{ps.test_set}_emb"]), ps.labels, groups))
+            runs.setdefault(name, []).append(scored_pairs(ps, emb))
     return runs
 
 

@@ -322,19 +322,16 @@ def test_share_script_reads_the_same_auc_and_bootstrap_as_the_evaluation(tiny_ru
     import importlib.util
     from pathlib import Path
 
-    from recognition.evaluation import pair_sets
-    from recognition.experiment import embed_tests
     from recognition.intervals import estimate_from
 
     spec = importlib.util.spec_from_file_location("share", Path(__file__).parents[2] / "scripts" / "share_of_true_edit.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cfg, results = tiny_run
-    sets, _ = pair_sets(cfg, embed_tests(cfg, "baseline", cfg.verifier.seeds[0]))
     read = [n for n in results["arms"]["aug-eyeglasses"]["protocols"] if n.startswith("celeba")]
     assert read
     for name in read:
-        full, reps = module.auc_values(cfg, "aug-eyeglasses", name, sets)
+        full, reps = module.auc_values(cfg, "aug-eyeglasses", name)
         assert full.shape == (len(cfg.verifier.seeds),) and reps.shape == (cfg.evaluation.bootstrap, len(cfg.verifier.seeds))
         mine = estimate_from("auc", full, reps, cfg.evaluation.confidence).as_dict()
         theirs = results["arms"]["aug-eyeglasses"]["protocols"][name]["metrics"]["auc"]
