@@ -41,7 +41,7 @@ WEIGHTS = "editor.pt"  # generator weights + architecture, for inference
 # Fields added after runs had been keyed without them: at their default they are left out of the training
 # key, so existing checkpoints stay valid; set to anything else they are keyed.
 KEYED_WHEN_SET = {"cls_on_edits": 0.0, "cls_on_edits_warmup": 0, "d_noise": 0.0}  # SaganParams
-KEYED_WHEN_SET_EDITOR = {"select_every": 0, "patience": 0, "valid_images": 400}  # EditorConfig
+KEYED_WHEN_SET_EDITOR = {"select_every": 0, "patience": 0, "valid_images": 400, "select_mask_target": None}  # EditorConfig
 SELECTION_DIR = "selection"  # the candidate and the best checkpoint's weights while training with selection
 
 Draw = Callable[[], "tuple[torch.Tensor, torch.Tensor]"]
@@ -287,7 +287,7 @@ class GanTrainer(Trainer):
     def _select(self, validator, selection: dict, originals: Originals, labels: torch.Tensor, step: int,
                 progress: Callable[[str], None]) -> bool:
         """Score the current weights on the validation faces, keep them if they are the best so far; True to stop early."""
-        from editing.selection import CRITERION, rank
+        from editing.selection import criterion, rank
 
         candidate = self.out_dir / SELECTION_DIR / "candidate"
         candidate.mkdir(parents=True, exist_ok=True)
@@ -301,9 +301,10 @@ class GanTrainer(Trainer):
         editor = self.editor_class.load(candidate, device=self.device)
         attributes = list(getattr(editor, "model_attributes", None) or [self.attribute])
         scores = validator.score_all(editor, attributes)
-        selection["criterion"] = CRITERION
+        target = self.config.select_mask_target
+        selection["criterion"] = criterion(target)
         selection["curve"].append({"step": step, **scores})
-        improved = selection["best"] is None or rank(scores) > rank(selection["best"])
+        improved = selection["best"] is None or rank(scores, target) > rank(selection["best"], target)
         if improved:
             best = self.out_dir / SELECTION_DIR / "best"
             best.mkdir(parents=True, exist_ok=True)
@@ -311,10 +312,11 @@ class GanTrainer(Trainer):
             selection.update(best=scores, best_step=step, since_best=0)
         else:
             selection["since_best"] += 1
-        ratio = scores["counterfactual_ratio"]
+        ratio, mask = scores["counterfactual_ratio"], scores.get("mask_mass_inside")
         progress(f"{self.editor_name}/{self.attribute}: validation at it {step}: weaker direction {scores['weaker_direction']:.3f}, "
                  f"outside change {scores['outside_change'] if scores['outside_change'] is None else round(scores['outside_change'], 4)}"
                  f"{'' if ratio is None else f', error to the true edit {ratio:.2f} of no edit'}"
+                 f"{'' if mask is None else f', mask mass inside {mask:.2f}'}"
                  f"{' (best so far)' if improved else ''}")
         if self.config.patience and selection["since_best"] >= self.config.patience:
             selection["stopped_early_at"] = step

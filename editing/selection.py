@@ -11,11 +11,15 @@ rarer direction is not judged on a handful of faces:
 * attribute success both ways, by the run's independent judge (`editing.judge`);
 * mean absolute change outside the attribute's true region (synthetic benchmark);
 * the error to the true counterfactual inside the region, as a share of doing nothing's
-  (`editing.counterfactual`), where the benchmark has one.
+  (`editing.counterfactual`), where the benchmark has one;
+* the share of the editor's mask that lies inside the true region, for editors with a mask.
 
 Criterion (`rank`, larger is better): first whether the change outside the region stays within
 `PRESERVATION_LIMIT` (the target), then the weaker direction's success (both ways must work), then a
-smaller error to the true edit. The best checkpoint becomes the editor; the whole curve of scores is
+smaller error to the true edit. With `editor.select_mask_target` set (off in every profile; decided for the
+runs of docs/editors.md, "A selection rule that includes the mask"), a tier comes second: whether the
+checkpoint meets both the success target (`SUCCESS_TARGET` both ways) and the mask target (the weakest
+attribute's mask mass inside the region at least that share); a checkpoint without a mask figure does not. The best checkpoint becomes the editor; the whole curve of scores is
 written beside it (selection.json) and shown in the report. With `editor.patience` > 0, training stops
 after that many scorings without improvement.
 """
@@ -33,8 +37,18 @@ from pipeline.layout import RunLayout
 
 PRESERVATION_LIMIT = 0.02  # mean absolute change outside the true region ([-1, 1] scale): the editors' target
 POOL = 10  # validation faces decoded: POOL x editor.valid_images at most (the balanced subsets are drawn from them)
+SUCCESS_TARGET = 0.90  # both directions, by the judge: the editors' target (editing.quality.TARGETS)
 CRITERION = ("change outside the true region <= 0.02 first, then the weaker direction's success (judge), "
              "then the smaller error to the true counterfactual")
+
+
+def criterion(mask_target: float | None = None) -> str:
+    """The criterion `rank` applies, in words (written into selection.json)."""
+    if mask_target is None:
+        return CRITERION
+    return (f"change outside the true region <= 0.02 first, then whether both directions succeed on >= {SUCCESS_TARGET:.0%} "
+            f"and the mask's mass inside the true region is >= {mask_target:.2f}, then the weaker direction's success "
+            "(judge), then the smaller error to the true counterfactual")
 
 
 class Validator:
@@ -86,9 +100,10 @@ class Validator:
         labels = faces.labels(attribute)
         target = 1 - labels
         sources = faces.source_ids
-        edited = torch.cat([editor.apply(original[i: i + self.batch_size], target[i: i + self.batch_size],
-                                         sources[i: i + self.batch_size]).images.float()
-                            for i in range(0, len(labels), self.batch_size)])
+        results = [editor.apply(original[i: i + self.batch_size], target[i: i + self.batch_size], sources[i: i + self.batch_size])
+                   for i in range(0, len(labels), self.batch_size)]
+        edited = torch.cat([r.images.float() for r in results])
+        mask = torch.cat([r.mask.float() for r in results]) if all(r.mask is not None for r in results) else None
         p = torch.cat([self.judge.predict(edited[i: i + 256], attribute) for i in range(0, len(labels), 256)])
         success = success_by_direction(p, labels)
         out = {"added": success["added"]["success_rate"], "removed": success["removed"]["success_rate"],
@@ -97,6 +112,8 @@ class Validator:
             region = region_masks(faces.regions, attribute)
             change = (edited - original).abs().mean(dim=1, keepdim=True)
             out["outside_change"] = (change * ~region).sum().item() / max((~region).sum().item(), 1)
+            if mask is not None:  # as `editing.evaluate.evaluate_editor` scores it on the test faces
+                out["mask_mass_inside"] = (mask * region).sum().item() / max(mask.sum().item(), 1e-12)
             if self.truth is not None:
                 out["counterfactual_ratio"] = counterfactual_error(edited, original, self._true_edit(attribute, target), region)["ratio_inside"]
         return out
@@ -114,13 +131,21 @@ def summarise(per: dict[str, dict]) -> dict:
     successes = [s for scores in per.values() for s in (scores["added"], scores["removed"]) if s is not None]
     outside = [scores["outside_change"] for scores in per.values() if "outside_change" in scores]
     ratios = [scores["counterfactual_ratio"] for scores in per.values() if "counterfactual_ratio" in scores]
+    masks = [scores.get("mask_mass_inside") for scores in per.values()]
     return {"weaker_direction": min(successes) if successes else 0.0,
             "outside_change": max(outside) if outside else None,
-            "counterfactual_ratio": sum(ratios) / len(ratios) if ratios else None}
+            "counterfactual_ratio": sum(ratios) / len(ratios) if ratios else None,
+            "mask_mass_inside": None if not masks or None in masks else min(masks)}
 
 
-def rank(summary: dict) -> tuple:
-    """The criterion (module docstring) as a tuple: larger is better."""
+def rank(summary: dict, mask_target: float | None = None) -> tuple:
+    """The criterion (module docstring) as a tuple: larger is better. Every summary compared must use the same
+    `mask_target`."""
     preserved = summary["outside_change"] is None or summary["outside_change"] <= PRESERVATION_LIMIT
     ratio = summary["counterfactual_ratio"]
-    return (preserved, round(summary["weaker_direction"], 6), -(ratio if ratio is not None else 0.0))
+    tail = (round(summary["weaker_direction"], 6), -(ratio if ratio is not None else 0.0))
+    if mask_target is None:
+        return (preserved, *tail)
+    mask = summary.get("mask_mass_inside")
+    meets = summary["weaker_direction"] >= SUCCESS_TARGET and mask is not None and mask >= mask_target
+    return (preserved, meets, *tail)

@@ -166,6 +166,9 @@ class EditorConfig(_Frozen):
                               "checkpoint (editing/selection.py); 0: keep the last one, as the paper does")
     patience: int = Field(0, ge=0, description="stop after this many validation scorings without improvement (0: never stop early)")
     valid_images: int = Field(400, ge=8, description="validation faces an editor checkpoint is scored on")
+    select_mask_target: float | None = Field(None, ge=0, le=1, description="rank first the checkpoints that meet both the success "
+                                             "target and this share of mask mass inside the true region (editing/selection.py); "
+                                             "None: the mask is not in the criterion")
 
     @field_validator("attributes")
     @classmethod

@@ -64,6 +64,37 @@ def test_the_validator_scores_on_validation_identities_only(run):
     assert set(chosen.sample_ids) <= set(validator.pool.sample_ids) and len(set(chosen.sample_ids)) == len(chosen.sample_ids)
 
 
+def test_the_validator_measures_the_mask_as_the_test_evaluation_does(run):
+    """The mask's mass inside the true region on validation faces is the figure `evaluate_editor` reports on test faces."""
+    from editing.evaluate import evaluate_editor
+    from editing.sagan import SaganEditor
+    from editing.selection import Validator, summarise
+    from editing.train import train_editor
+
+    cfg, _ = run
+    validator = Validator.for_run(cfg, QUIET)
+    sagan = SaganEditor.load(train_editor(cfg, "eyeglasses", device="cpu", progress=QUIET))
+    scores = validator.score(sagan, "eyeglasses")
+    expected = evaluate_editor(sagan, "eyeglasses", validator.faces("eyeglasses"), validator.judge)["mask"]["mass_inside_region"]
+    assert scores["mask_mass_inside"] == pytest.approx(expected, rel=1e-4)
+    assert summarise({"eyeglasses": scores})["mask_mass_inside"] == scores["mask_mass_inside"]
+    assert summarise({"eyeglasses": scores, "smiling": {"added": 1.0, "removed": 1.0}})["mask_mass_inside"] is None
+
+
+def test_the_mask_tier_puts_checkpoints_meeting_both_targets_first():
+    from editing.selection import criterion, rank
+
+    def summary(weaker, mask, outside=0.001, ratio=1.0):
+        return {"weaker_direction": weaker, "outside_change": outside, "counterfactual_ratio": ratio, "mask_mass_inside": mask}
+
+    strong_but_spread, both_met, no_mask = summary(0.99, 0.70), summary(0.91, 0.81), summary(0.95, None)
+    assert rank(strong_but_spread) > rank(both_met)  # without a mask target, the mask plays no part
+    assert rank(both_met, 0.8) > rank(strong_but_spread, 0.8) > rank(no_mask, 0.8)
+    assert rank(summary(0.89, 0.95), 0.8) < rank(summary(0.90, 0.80), 0.8)  # the success target is part of the tier
+    assert rank(summary(1.0, 0.9, outside=0.03), 0.8) < rank(summary(0.5, 0.1), 0.8)  # preservation still comes first
+    assert "0.80" in criterion(0.8) and criterion(None).startswith("change outside")
+
+
 def test_balanced_faces_take_half_from_each_side_and_fill_from_the_other():
     from editing.originals import Originals
 
@@ -181,7 +212,7 @@ def test_quality_reports_the_chosen_checkpoint_against_the_targets_and_refuses_a
         quality_entry(stale)
 
 
-def _validated_editor(run, attribute, *, weaker, outside, ratio, step=250, width=16, faces=(200, 200)):
+def _validated_editor(run, attribute, *, weaker, outside, ratio, step=250, width=16, faces=(200, 200), mask=None):
     import json
 
     d = run / "editors" / f"sagan-{attribute}"
@@ -189,6 +220,8 @@ def _validated_editor(run, attribute, *, weaker, outside, ratio, step=250, width
     best = {"attributes": {attribute: {"added": 1.0, "removed": weaker, "faces": {"added": faces[0], "removed": faces[1]},
                                        "outside_change": outside, "counterfactual_ratio": ratio}},
             "weaker_direction": weaker, "outside_change": outside, "counterfactual_ratio": ratio}
+    if mask is not None:
+        best |= {"mask_mass_inside": mask}
     (d / "selection.json").write_text(json.dumps({"criterion": "c", "best_step": step, "best": best, "curve": [best]}))
     (d / "editor.json").write_text(json.dumps({"attribute": attribute, "iterations": 1500, "arch": {"conv_dim": width}}))
     (d / "editor.pt").write_bytes(b"weights of " + str(run).encode())
@@ -227,3 +260,11 @@ def test_choose_editor_script_ranks_runs_by_the_validation_criterion_and_copies_
     _validated_editor(d, "smiling", weaker=1.0, outside=0.001, ratio=0.5, faces=(100, 100))
     assert module.main([str(a), str(d)]) == 1
     assert "validated on different faces" in capsys.readouterr().err
+
+    # with a mask target, a candidate meeting it and the success target beats a stronger one without a mask figure
+    e = tmp_path / "e"
+    _validated_editor(e, "eyeglasses", weaker=0.91, outside=0.002, ratio=1.3, mask=0.85)
+    assert module.choose(module.candidates([a, b, c, e]))["eyeglasses"]["run"] == str(c)
+    assert module.choose(module.candidates([a, b, c, e], mask_target=0.8))["eyeglasses"]["run"] == str(e)
+    assert module.main([str(c), str(e), "--mask-target", "0.8"]) == 0
+    assert "| 0.85 | **chosen** |" in capsys.readouterr().out
