@@ -35,9 +35,10 @@ def _checkpoint_text(meta: dict) -> str:
         return f"the last iteration ({trained}); no validation selection was configured"
     stop = f", stopped early at {sel['stopped_early_at']}" if sel.get("stopped_early_at") else ""
     best = sel.get("best") or {}
+    mask = "" if best.get("mask_mass_inside") is None else f", mask mass inside {best['mask_mass_inside']:.2f}"
     return (f"iteration {sel['best_step']} of {trained}{stop}, chosen on the validation faces ({sel['criterion']}); "
             f"there: weaker direction {best.get('weaker_direction', float('nan')):.3f}, "
-            f"outside change {best.get('outside_change', float('nan')):.4f}")
+            f"outside change {best.get('outside_change', float('nan')):.4f}{mask}")
 
 
 def quality_entry(directory: Path) -> dict:
