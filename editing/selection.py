@@ -19,8 +19,9 @@ Criterion (`rank`, larger is better): first whether the change outside the regio
 smaller error to the true edit. With `editor.select_mask_target` set (off in every profile; decided for the
 runs of docs/editors.md, "A selection rule that includes the mask"), a tier comes second: whether the
 checkpoint meets both the success target (`SUCCESS_TARGET` both ways) and the mask target (the weakest
-attribute's mask mass inside the region at least that share); a checkpoint without a mask figure does not. The best checkpoint becomes the editor; the whole curve of scores is
-written beside it (selection.json) and shown in the report. With `editor.patience` > 0, training stops
+attribute's mask mass inside the region at least that share); a checkpoint without a mask figure does not.
+The best checkpoint becomes the editor; the whole curve of scores is written beside it (selection.json) and
+shown in the report. With `editor.patience` > 0, training stops
 after that many scorings without improvement.
 """
 
@@ -32,23 +33,22 @@ import torch
 
 from editing.evaluate import counterfactual_error, region_masks, success_by_direction
 from editing.originals import Originals, load_originals
+from editing.quality import TARGETS
 from pipeline.images import batch_to_model_range
 from pipeline.layout import RunLayout
 
-PRESERVATION_LIMIT = 0.02  # mean absolute change outside the true region ([-1, 1] scale): the editors' target
+PRESERVATION_LIMIT = TARGETS["outside_change"][1]  # mean absolute change outside the true region ([-1, 1] scale)
+SUCCESS_TARGET = TARGETS["added"][1]  # both directions, by the judge
 POOL = 10  # validation faces decoded: POOL x editor.valid_images at most (the balanced subsets are drawn from them)
-SUCCESS_TARGET = 0.90  # both directions, by the judge: the editors' target (editing.quality.TARGETS)
-CRITERION = ("change outside the true region <= 0.02 first, then the weaker direction's success (judge), "
-             "then the smaller error to the true counterfactual")
 
 
 def criterion(mask_target: float | None = None) -> str:
     """The criterion `rank` applies, in words (written into selection.json)."""
-    if mask_target is None:
-        return CRITERION
-    return (f"change outside the true region <= 0.02 first, then whether both directions succeed on >= {SUCCESS_TARGET:.0%} "
-            f"and the mask's mass inside the true region is >= {mask_target:.2f}, then the weaker direction's success "
-            "(judge), then the smaller error to the true counterfactual")
+    tier = ("" if mask_target is None else f"then whether both directions succeed on >= {SUCCESS_TARGET:.0%} and the mask's "
+            f"mass inside the true region is >= {mask_target:.2f}, ")
+    return (f"change outside the true region <= {PRESERVATION_LIMIT} first, {tier}then the weaker direction's success (judge), "
+            "then the smaller error to the true counterfactual")
+
 
 
 class Validator:
