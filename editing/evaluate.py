@@ -67,6 +67,11 @@ def format_success(d: dict | None) -> str:
     return f"{100 * d['success_rate']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}] (n={d['images']})"
 
 
+def mask_mass_inside(mask: torch.Tensor, region: torch.Tensor) -> float:
+    """The share of an editor's mask (N x 1 x H x W in [0, 1]) that lies inside the true region (bool, same shape)."""
+    return (mask * region).sum().item() / max(mask.sum().item(), 1e-12)
+
+
 def region_masks(regions: torch.Tensor, attribute: str) -> torch.Tensor:
     """N x H x W bitmasks -> N x 1 x H x W bool for one attribute."""
     return region_mask(regions, attribute).unsqueeze(1)
@@ -122,7 +127,7 @@ def evaluate_editor(
             inter = (thresholded & region).flatten(1).sum(1).float()
             union = (thresholded | region).flatten(1).sum(1).float()
             out["mask"] = {
-                "mass_inside_region": (mask * region).sum().item() / max(mask.sum().item(), 1e-12),
+                "mass_inside_region": mask_mass_inside(mask, region),
                 "iou_at_threshold": (inter / union.clamp(min=1)).mean().item(),
                 "threshold": mask_threshold,
                 "mean_inside": (mask * region).sum().item() / max(region.sum().item(), 1),

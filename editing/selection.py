@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import torch
 
-from editing.evaluate import counterfactual_error, region_masks, success_by_direction
+from editing.evaluate import counterfactual_error, mask_mass_inside, region_masks, success_by_direction
 from editing.originals import Originals, load_originals
 from editing.quality import TARGETS
 from pipeline.images import batch_to_model_range
@@ -112,8 +112,8 @@ class Validator:
             region = region_masks(faces.regions, attribute)
             change = (edited - original).abs().mean(dim=1, keepdim=True)
             out["outside_change"] = (change * ~region).sum().item() / max((~region).sum().item(), 1)
-            if mask is not None:  # as `editing.evaluate.evaluate_editor` scores it on the test faces
-                out["mask_mass_inside"] = (mask * region).sum().item() / max(mask.sum().item(), 1e-12)
+            if mask is not None:
+                out["mask_mass_inside"] = mask_mass_inside(mask, region)
             if self.truth is not None:
                 out["counterfactual_ratio"] = counterfactual_error(edited, original, self._true_edit(attribute, target), region)["ratio_inside"]
         return out
